@@ -1,0 +1,9 @@
+// Registration of the "peft" plugin. The elements (whisperasr, peftsummarize) arrive
+// with their own folders; until then the plugin loads and registers nothing.
+#include <gst/gst.h>
+
+static gboolean plugin_init(GstPlugin* /*plugin*/) { return TRUE; }
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, peft,
+                  "Speech recognition and summarization with quantized models and LoRA/AdaLoRA adapters",
+                  plugin_init, VERSION, "Apache-2.0", PACKAGE, "https://github.com/gst-peft/gst-peft")

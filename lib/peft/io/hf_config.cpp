@@ -1,0 +1,1 @@
+#include "peft/io/hf_config.h"

@@ -1,0 +1,1 @@
+#include "peft/io/json_file.h"

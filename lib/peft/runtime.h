@@ -1,0 +1,26 @@
+// Process-wide libtorch settings every program and element applies once: the number
+// of intra-op threads (libtorch here starts at 1) and a check that the BLAS libtorch
+// calls is OpenBLAS (Debian's reference BLAS is ~60x slower for fp32 GEMM).
+#pragma once
+
+#include <string>
+
+namespace peft {
+
+struct RuntimeInfo {
+  int threads = 1;           // at::get_num_threads() after configure_runtime
+  std::string blas_library;  // resolved path of the loaded libblas.so.3 ("" if none)
+  bool blas_is_openblas = false;
+  std::string torch_version;
+};
+
+// Sets libtorch's intra-op thread count (`threads` <= 0: all online cores) and, the
+// first time it is called in a process, warns on stderr when the BLAS in use is not
+// OpenBLAS. Safe to call from several threads.
+RuntimeInfo configure_runtime(int threads = 0);
+
+// Path of the libblas.so.3 loaded in this process, resolved through symlinks (the
+// Debian alternatives system points it at reference BLAS or OpenBLAS).
+std::string loaded_blas_library();
+
+}  // namespace peft

@@ -1,0 +1,2 @@
+#define BOOST_TEST_MODULE gguf
+#include "test_support.h"

@@ -1,0 +1,2 @@
+#define BOOST_TEST_MODULE torch_tensor
+#include "test_support.h"

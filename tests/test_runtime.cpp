@@ -1,0 +1,2 @@
+#define BOOST_TEST_MODULE runtime
+#include "test_support.h"
