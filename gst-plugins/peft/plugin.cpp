@@ -6,4 +6,4 @@ static gboolean plugin_init(GstPlugin* /*plugin*/) { return TRUE; }
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, peft,
                   "Speech recognition and summarization with quantized models and LoRA/AdaLoRA adapters",
-                  plugin_init, VERSION, "Apache-2.0", PACKAGE, "https://github.com/gst-peft/gst-peft")
+                  plugin_init, VERSION, "MIT/X11", PACKAGE, "gst-peft source tree")
