@@ -243,7 +243,8 @@ GgufCheckpoint::GgufCheckpoint(const std::filesystem::path& path) : Checkpoint(p
   ByteReader& r = parser.reader();
 
   const std::string magic = r.read_string(4, "magic");
-  if (magic != "GGUF") r.fail("magic", "not a GGUF file (the first 4 bytes are not \"GGUF\")");
+  if (magic != "GGUF")
+    throw FormatError(path_, "magic", "not a GGUF file (the first 4 bytes are not \"GGUF\")");
   version_ = r.read<uint32_t>("version");
   if (version_ == 1)
     throw FormatError(path_, "header",
@@ -340,10 +341,10 @@ GgufCheckpoint::GgufCheckpoint(const std::filesystem::path& path) : Checkpoint(p
                             std::to_string(per_block) + "-element " + std::string(dtype_name(info.dtype)) +
                             " blocks");
     const auto nbytes = storage_bytes(info.dtype, info.numel);
-    if (!nbytes)
+    if (!nbytes)  // whole blocks were checked above, so only the byte count can fail
       throw FormatError(path_, where,
-                        std::to_string(info.numel) + " elements are not a whole number of " +
-                            std::string(dtype_name(info.dtype)) + " blocks or their size overflows");
+                        "the size of " + std::to_string(info.numel) + " " +
+                            std::string(dtype_name(info.dtype)) + " elements overflows 64 bits");
     info.nbytes = *nbytes;
     if (offset % alignment_ != 0)
       throw FormatError(path_, where,
