@@ -329,6 +329,8 @@ BOOST_AUTO_TEST_CASE(block_type_not_whole_blocks) {
   // Whole blocks in total (2 x 48 = 96 = 3 blocks) but rows of 1.5 blocks.
   expect_format_error(one_tensor_file({48, 2}, kGgmlQ8_0), {"tensor 'w'", "48", "whole number"});
   expect_format_error(one_tensor_file({128}, 14), {"tensor 'w'", "256-element Q6_K"});
+  // No dims is a scalar: one element, not a whole block.
+  expect_format_error(one_tensor_file({}, kGgmlQ8_0), {"tensor 'w'", "innermost dimension 1 "});
 }
 
 BOOST_AUTO_TEST_CASE(missing_file_is_an_io_error) {

@@ -107,7 +107,7 @@ const char* unsupported_ggml_type_name(uint32_t t) {
 // GgufCheckpoint so the checkpoint only stores results.
 class HeaderParser {
  public:
-  HeaderParser(const MappedFile& file, std::string path) : r_(file.data(), file.size(), path), path_(path) {}
+  HeaderParser(const MappedFile& file, std::string path) : r_(file.data(), file.size(), std::move(path)) {}
 
   ByteReader& reader() { return r_; }
 
@@ -180,7 +180,6 @@ class HeaderParser {
 
  private:
   ByteReader r_;
-  std::string path_;
   GgufValueType last_array_type_ = GgufValueType::U8;
 };
 
@@ -335,9 +334,10 @@ GgufCheckpoint::GgufCheckpoint(const std::filesystem::path& path) : Checkpoint(p
     info.numel = *numel;
     // ggml stores whole blocks per row, so the innermost dimension must be whole blocks.
     const uint64_t per_block = block_elements(info.dtype);
-    if (!dims.empty() && dims.front() % per_block != 0)
+    const uint64_t innermost = dims.empty() ? 1 : dims.front();  // no dims: a scalar
+    if (innermost % per_block != 0)
       throw FormatError(path_, where,
-                        "innermost dimension " + std::to_string(dims.front()) + " is not a whole number of " +
+                        "innermost dimension " + std::to_string(innermost) + " is not a whole number of " +
                             std::to_string(per_block) + "-element " + std::string(dtype_name(info.dtype)) +
                             " blocks");
     const auto nbytes = storage_bytes(info.dtype, info.numel);
