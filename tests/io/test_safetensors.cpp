@@ -216,7 +216,7 @@ BOOST_AUTO_TEST_CASE(round_trip_every_dtype) {
       BOOST_TEST(info.shape == in[i].shape, boost::test_tools::per_element());
       TensorData t = ckpt.raw(info.name);
       BOOST_TEST(static_cast<uint64_t>(t.data - mapping_of(t)->data()) == offset);  // data in order
-      BOOST_TEST(std::memcmp(t.data, in[i].data, in[i].nbytes) == 0);
+      if (in[i].nbytes > 0) BOOST_TEST(std::memcmp(t.data, in[i].data, in[i].nbytes) == 0);
       offset += in[i].nbytes;
     }
   }
