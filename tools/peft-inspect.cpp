@@ -38,7 +38,8 @@ std::string summarize(const nlohmann::json& v) {
     if (!v.empty()) s += " first " + summarize(v.front());
     return s;
   }
-  std::string s = v.dump();
+  // Strings in files are not guaranteed UTF-8: replace bad bytes instead of throwing.
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (s.size() > 100) s = s.substr(0, 97) + "...";
   return s;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "peft/io/mapped_file.h"
 
 namespace peft::io {
+
+class ByteReader;
 
 class Ct2Checkpoint final : public Checkpoint {
  public:
@@ -31,9 +34,12 @@ class Ct2Checkpoint final : public Checkpoint {
   uint32_t binary_version() const { return binary_version_; }
   const std::string& spec() const { return spec_; }
   uint32_t revision() const { return revision_; }
+  // The file's alias table as written (alias -> the name it points to, which may itself
+  // be an alias). raw() follows chains to the variable.
   const std::map<std::string, std::string>& aliases() const { return aliases_; }
 
-  // Scalar variables (rank 0, e.g. "encoder/num_heads", int16/int32/int8/float).
+  // Scalar variables (rank 0, e.g. "encoder/num_heads", int16/int32/int8/float with an
+  // integral value).
   // Throws NotFoundError / FormatError when missing or not a scalar.
   int64_t scalar_int(const std::string& name) const;
   // Vocabulary from vocabulary.txt (one token per line) or vocabulary.json (array).
@@ -41,16 +47,23 @@ class Ct2Checkpoint final : public Checkpoint {
   const std::vector<std::string>& vocabulary() const { return vocabulary_; }
 
  private:
+  void parse_model_bin();
+  void read_variable(ByteReader& reader, uint32_t index);
+  void read_aliases(ByteReader& reader);
+
   std::shared_ptr<const MappedFile> file_;
   uint32_t binary_version_ = 0;
   std::string spec_;
   uint32_t revision_ = 0;
   std::map<std::string, uint64_t> offsets_;
   std::map<std::string, std::string> aliases_;
+  // Every alias (including the implied "<alias>_scale" ones) -> the variable it resolves to.
+  std::map<std::string, std::string> alias_targets_;
   std::vector<std::string> vocabulary_;
 };
 
-// Dequantizes an int8 CT2 weight [rows, cols] with its per-row scale [rows].
+// Dequantizes an int8 CT2 weight [rows, ...] with its per-row scale [rows]:
+// value = q / scale[row]. Throws ShapeError when the two do not fit together.
 std::vector<float> ct2_dequantize_int8(const TensorData& weight, const TensorData& scale);
 
 }  // namespace peft::io

@@ -4,9 +4,13 @@
 // general.alignment (default 32). Version 1 (u32 counts) is refused.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "peft/io/checkpoint.h"
 #include "peft/io/mapped_file.h"
@@ -15,8 +19,19 @@ namespace peft::io {
 
 // GGUF metadata value types, as numbered in the file.
 enum class GgufValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 
 class GgufCheckpoint final : public Checkpoint {

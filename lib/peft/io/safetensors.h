@@ -30,7 +30,8 @@ class SafetensorsCheckpoint final : public Checkpoint {
   const std::map<std::string, std::string>& string_metadata() const { return string_metadata_; }
 
  private:
-  void open_shard(const std::filesystem::path& file);
+  void open_single(const std::filesystem::path& file);
+  void open_index(const std::filesystem::path& index_file);
   std::vector<std::shared_ptr<const MappedFile>> shards_;
   struct Location {
     size_t shard;
