@@ -10,6 +10,7 @@
 
 using namespace peft;
 
+// Greedy decoding with our encoder, decoder and KV cache reproduces the reference's text tokens.
 BOOST_AUTO_TEST_CASE(greedy_decode_matches_reference_tokens) {
   configure_runtime(0);
   auto model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
@@ -28,7 +29,13 @@ BOOST_AUTO_TEST_CASE(greedy_decode_matches_reference_tokens) {
     if (next == 50256) break;
     logits = model->decode(at::tensor(std::vector<int64_t>{next}, at::kLong).unsqueeze(0), cache);
   }
-  std::string s;
-  for (auto t : out) s += std::to_string(t) + " ";
-  BOOST_TEST_MESSAGE("tokens: " << s);
+  // faster-whisper 1.2.1 (compute_type float32, same files) gives these text tokens for
+  // this utterance; its decoding starts from <|startoftranscript|> too and emits
+  // <|notimestamps|>-free timestamps, so compare the text tokens only.
+  const std::vector<int64_t> reference = {679, 373, 407, 281, 1468, 12, 2777, 1335, 1862, 582, 13};
+  BOOST_REQUIRE_GE(out.size(), reference.size() + 2);
+  BOOST_CHECK_EQUAL(out.front(), 50362);  // <|notimestamps|>: greedy prefers it from sot alone
+  BOOST_CHECK_EQUAL_COLLECTIONS(out.begin() + 1, out.begin() + 1 + reference.size(), reference.begin(),
+                                reference.end());
+  BOOST_CHECK_EQUAL(out.back(), 50256);  // <|endoftext|>
 }
