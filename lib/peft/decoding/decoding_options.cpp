@@ -1,0 +1,46 @@
+#include "peft/decoding/decoding_options.h"
+
+#include <cmath>
+#include <string>
+
+#include "peft/error.h"
+
+namespace peft::decoding {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& name, const std::string& value, const std::string& rule) {
+  throw ValueError("DecodingOptions." + name + " = " + value + ": " + rule);
+}
+
+std::string str(double v) { return std::to_string(v); }
+
+}  // namespace
+
+void DecodingOptions::validate() const {
+  if (beam_size < 1) bad("beam_size", std::to_string(beam_size), "must be >= 1");
+  if (!(patience > 0) || !std::isfinite(patience)) bad("patience", str(patience), "must be > 0");
+  if (!std::isfinite(length_penalty)) bad("length_penalty", str(length_penalty), "must be finite");
+  if (best_of < 1) bad("best_of", std::to_string(best_of), "must be >= 1");
+  if (temperatures.empty()) bad("temperatures", "[]", "needs at least one temperature");
+  for (float t : temperatures)
+    if (!(t >= 0) || !std::isfinite(t)) bad("temperatures", str(t), "must be finite and >= 0");
+  if (compression_ratio_threshold && !std::isfinite(*compression_ratio_threshold))
+    bad("compression_ratio_threshold", str(*compression_ratio_threshold), "must be finite");
+  if (log_prob_threshold && !std::isfinite(*log_prob_threshold))
+    bad("log_prob_threshold", str(*log_prob_threshold), "must be finite");
+  if (no_speech_threshold && !(*no_speech_threshold >= 0 && *no_speech_threshold <= 1))
+    bad("no_speech_threshold", str(*no_speech_threshold), "must be in [0, 1]");
+  if (!std::isfinite(prompt_reset_on_temperature))
+    bad("prompt_reset_on_temperature", str(prompt_reset_on_temperature), "must be finite");
+  for (int64_t id : suppress_tokens)
+    if (id < -1) bad("suppress_tokens", std::to_string(id), "ids must be >= 0, or -1 for the default set");
+  if (!(max_initial_timestamp >= 0) || !std::isfinite(max_initial_timestamp))
+    bad("max_initial_timestamp", str(max_initial_timestamp), "must be finite and >= 0");
+  if (task != "transcribe" && task != "translate")
+    bad("task", "\"" + task + "\"", "must be transcribe or translate");
+  if (max_new_tokens && *max_new_tokens < 1)
+    bad("max_new_tokens", std::to_string(*max_new_tokens), "must be >= 1");
+}
+
+}  // namespace peft::decoding

@@ -1,0 +1,40 @@
+// Options of Whisper's long-form transcription, named and defaulted as faster-whisper
+// 1.2.1's WhisperModel.transcribe (which drives CTranslate2's generate). Options of
+// faster-whisper left out here: prefix, hotwords, word timestamps, clip timestamps,
+// VAD, multilingual re-detection per window, repetition penalties (their defaults are
+// no-ops).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace peft::decoding {
+
+struct DecodingOptions {
+  int beam_size = 5;            // beams at temperature 0 (1: greedy)
+  float patience = 1.0f;        // beam search stops after round(beam_size * patience) hypotheses
+  float length_penalty = 1.0f;  // hypothesis score = cumulative logprob / length^length_penalty
+  int best_of = 5;              // samples drawn per window at temperature > 0
+  std::vector<float> temperatures = {0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f};  // fallback order
+  std::optional<float> compression_ratio_threshold = 2.4f;                 // gzip ratio above: fall back
+  std::optional<float> log_prob_threshold = -1.0f;                         // avg logprob below: fall back
+  std::optional<float> no_speech_threshold = 0.6f;                         // with low logprob: silent window
+  bool condition_on_previous_text = true;
+  float prompt_reset_on_temperature = 0.5f;     // a window decoded hotter than this resets the prompt
+  std::string initial_prompt;                   // text before the first window ("": none)
+  bool suppress_blank = true;                   // no " " or <|endoftext|> as the first token
+  std::vector<int64_t> suppress_tokens = {-1};  // -1 expands to the tokenizer's non-speech tokens
+  bool without_timestamps = false;
+  float max_initial_timestamp = 1.0f;  // seconds: the first timestamp cannot be later
+  std::string language = "en";         // multilingual models only ("" is not detected here)
+  std::string task = "transcribe";     // or "translate"
+  std::optional<int> max_new_tokens;   // per window; default: CTranslate2's max_length / 2
+  uint64_t seed = 0;                   // sampling at temperature > 0
+
+  // Throws peft::ValueError naming the first option out of range.
+  void validate() const;
+};
+
+}  // namespace peft::decoding

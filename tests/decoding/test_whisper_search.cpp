@@ -1,0 +1,176 @@
+// Logit filters, the windowed log-mel and one-window searches, with token ids only (no
+// tokenizer): a single-window utterance's tokens must equal faster-whisper's.
+#define BOOST_TEST_MODULE whisper_search
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "decoding/whisper_reference.h"
+#include "peft/audio/log_mel.h"
+#include "peft/decoding/logit_filters.h"
+#include "peft/decoding/search.h"
+#include "peft/decoding/windowed_mel.h"
+#include "peft/error.h"
+#include "peft/models/whisper.h"
+#include "peft/runtime.h"
+
+using namespace peft;
+using namespace peft::decoding;
+
+namespace {
+
+// whisper-tiny.en's special ids (docs: /work/shared/reference/whisper.md).
+constexpr int64_t kEot = 50256, kSot = 50257, kSotPrev = 50360, kSotLm = 50359, kNoSpeech = 50361,
+                  kNoTimestamps = 50362, kTs0 = 50363, kVocab = 51864;
+
+LogitFilterConfig filter_config() {
+  LogitFilterConfig c;
+  c.eot = kEot;
+  c.no_timestamps = kNoTimestamps;
+  c.timestamp_begin = kTs0;
+  c.max_initial_timestamp_index = 50;
+  return c;
+}
+
+bool disabled(const at::Tensor& logits, int64_t row, int64_t id) {
+  return std::isinf(logits[row][id].item<float>());
+}
+
+std::shared_ptr<const models::WhisperModel> tiny_en() {
+  static auto model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
+  return model;
+}
+
+// faster-whisper's suppressed set for tiny.en: the CTranslate2 config's non-speech ids
+// (what suppress_tokens = [-1] expands to) plus the task and special tokens.
+std::vector<int64_t> suppress_ids() {
+  auto cfg = nlohmann::json::parse(
+      peft_test::read_file(peft_test::require_model_file("whisper-tiny.en/config.json")));
+  std::vector<int64_t> ids = cfg.at("suppress_ids").get<std::vector<int64_t>>();
+  for (int64_t id : {int64_t{50357}, int64_t{50358}, kSot, kSotPrev, kSotLm, kNoSpeech}) ids.push_back(id);
+  return ids;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(first_step_allows_only_early_timestamps) {
+  LogitFilters f(filter_config());
+  at::Tensor logits = at::zeros({1, kVocab});
+  f.apply(logits, {{}});
+  BOOST_CHECK(disabled(logits, 0, 0));
+  BOOST_CHECK(disabled(logits, 0, kEot));
+  BOOST_CHECK(!disabled(logits, 0, kTs0));
+  BOOST_CHECK(!disabled(logits, 0, kTs0 + 50));
+  BOOST_CHECK(disabled(logits, 0, kTs0 + 51));
+}
+
+BOOST_AUTO_TEST_CASE(suppress_and_suppress_begin) {
+  auto c = filter_config();
+  c.timestamp_rules = false;
+  c.suppress = {7};
+  c.suppress_begin = {220, kEot};
+  LogitFilters f(c);
+  at::Tensor logits = at::zeros({2, kVocab});
+  f.apply(logits, {{}, {kTs0, 100}});
+  BOOST_CHECK(disabled(logits, 0, 7) && disabled(logits, 1, 7));
+  BOOST_CHECK(disabled(logits, 0, 220) && disabled(logits, 0, kEot));
+  BOOST_CHECK(!disabled(logits, 1, 220) && !disabled(logits, 1, kEot));
+  BOOST_CHECK(!disabled(logits, 0, kNoTimestamps));  // rules off: only the suppress lists apply
+}
+
+BOOST_AUTO_TEST_CASE(timestamps_pair_up_and_never_decrease) {
+  LogitFilters f(filter_config());
+  // After text then a timestamp: only a timestamp (>= it) or <|endoftext|>. (<|endoftext|>
+  // is made likely so that the timestamp mass rule does not take it away.)
+  at::Tensor a = at::full({1, kVocab}, -100.0f);
+  a[0][kEot] = 10.0f;
+  f.apply(a, {{kTs0, 100, kTs0 + 20}});
+  BOOST_CHECK(disabled(a, 0, 100));
+  BOOST_CHECK(!disabled(a, 0, kEot));
+  BOOST_CHECK(disabled(a, 0, kTs0 + 19));
+  BOOST_CHECK(!disabled(a, 0, kTs0 + 20));
+  // After a closed pair: no timestamp.
+  at::Tensor b = at::zeros({1, kVocab});
+  f.apply(b, {{kTs0, 100, kTs0 + 20, kTs0 + 20}});
+  BOOST_CHECK(disabled(b, 0, kTs0 + 30));
+  BOOST_CHECK(!disabled(b, 0, 100));
+  BOOST_CHECK(disabled(b, 0, kNoTimestamps));
+}
+
+BOOST_AUTO_TEST_CASE(timestamp_mass_forces_a_timestamp) {
+  LogitFilters f(filter_config());
+  // 1501 timestamps at logit 0 outweigh one text token at logit 5 (log 1501 = 7.3).
+  at::Tensor logits = at::full({1, kVocab}, -100.0f);
+  logits[0][42] = 5.0f;
+  logits.slice(1, kTs0, kVocab).fill_(0.0f);
+  f.apply(logits, {{kTs0, 100}});
+  BOOST_CHECK(disabled(logits, 0, 42));
+  // One text token at 8 wins: text stays allowed.
+  at::Tensor text = at::full({1, kVocab}, -100.0f);
+  text[0][42] = 8.0f;
+  text.slice(1, kTs0, kVocab).fill_(0.0f);
+  f.apply(text, {{kTs0, 100}});
+  BOOST_CHECK(!disabled(text, 0, 42));
+}
+
+// The long file's windows computed piecewise equal the whole-file spectrogram with its global floor.
+BOOST_AUTO_TEST_CASE(windowed_mel_equals_whole_file) {
+  configure_runtime(0);
+  std::vector<float> samples = whisper_ref::long_audio();
+  at::Tensor whole = audio::log_mel_spectrogram(samples.data(), samples.size(), 80,
+                                                audio::kHopLength);  // faster-whisper's padding
+  WindowedLogMel mel(samples.data(), samples.size());
+  BOOST_REQUIRE_EQUAL(mel.content_frames() + 1, whole.size(1));
+  for (int64_t seek : {int64_t{0}, int64_t{1234}, mel.content_frames() - 1000}) {
+    const int64_t count = std::min<int64_t>(3000, mel.content_frames() - seek);
+    at::Tensor w = mel.window(seek);
+    BOOST_REQUIRE_EQUAL(w.size(1), 3000);
+    const float diff = (w.slice(1, 0, count) - whole.slice(1, seek, seek + count)).abs().max().item<float>();
+    BOOST_CHECK_MESSAGE(diff <= 1e-5f, "seek " << seek << ": max diff " << diff);
+    if (count < 3000) BOOST_CHECK_EQUAL(w.slice(1, count).abs().max().item<float>(), 0.0f);
+  }
+  samples[777] = std::numeric_limits<float>::quiet_NaN();
+  PEFT_CHECK_THROW_MSG(WindowedLogMel(samples.data(), samples.size()), ValueError, {"777", "NaN"});
+}
+
+// One window from [sot]: the tokens equal what faster-whisper emitted for the (single-
+// window) utterance, segment tokens concatenated.
+BOOST_AUTO_TEST_CASE(single_window_tokens_match_faster_whisper) {
+  configure_runtime(0);
+  auto model = tiny_en();
+  LogitFilterConfig c = filter_config();
+  c.suppress = suppress_ids();
+  c.suppress_begin = {220, kEot};
+  LogitFilters filters(c);
+  SpecialIds ids{kSot, kEot, kNoSpeech, kNoTimestamps};
+  std::mt19937_64 rng(0);
+  for (int beam : {5, 1}) {
+    int matches = 0, total = 0;
+    for (const auto& run : whisper_ref::runs(beam, false)) {
+      const std::string file = run.at("file");
+      std::vector<float> samples = whisper_ref::read_samples(file);
+      WindowedLogMel mel(samples.data(), samples.size());
+      at::Tensor features = model->encode(mel.window(0).unsqueeze(0));
+      SearchOptions so;
+      so.beam_size = beam;
+      WindowResult r = generate_window(*model, features, {kSot}, ids, filters, so, rng);
+      std::vector<int64_t> expected;
+      for (const auto& s : run.at("segments")) {
+        auto t = s.at("tokens").get<std::vector<int64_t>>();
+        expected.insert(expected.end(), t.begin(), t.end());
+      }
+      const bool match = r.tokens == expected;
+      matches += match;
+      ++total;
+      BOOST_TEST_MESSAGE("beam " << beam << " " << file << (match ? " matches" : " DIFFERS"));
+      if (!match || run.at("segments").size() != 1) continue;
+      const auto& seg = run.at("segments")[0];
+      const double avg = r.cumulative_logprob / (r.tokens.size() + 1.0);
+      BOOST_CHECK_CLOSE_FRACTION(avg, seg.at("avg_logprob").get<double>(), 1e-3);
+      BOOST_CHECK_SMALL(r.no_speech_prob - seg.at("no_speech_prob").get<double>(), 1e-3);
+    }
+    BOOST_TEST_MESSAGE("beam " << beam << ": " << matches << "/" << total << " windows match");
+    BOOST_CHECK_GE(matches, total - 1);
+  }
+}
