@@ -147,7 +147,10 @@ BOOST_AUTO_TEST_CASE(single_window_tokens_match_faster_whisper) {
   std::mt19937_64 rng(0);
   for (int beam : {5, 1}) {
     int matches = 0, total = 0;
+    int index = 0;
     for (const auto& run : whisper_ref::runs(beam, false)) {
+      // Every other utterance: the full set runs through transcribe() in whisper_transcribe.
+      if (index++ % 2 != 0) continue;
       const std::string file = run.at("file");
       std::vector<float> samples = whisper_ref::read_samples(file);
       WindowedLogMel mel(samples.data(), samples.size());
@@ -171,6 +174,6 @@ BOOST_AUTO_TEST_CASE(single_window_tokens_match_faster_whisper) {
       BOOST_CHECK_SMALL(r.no_speech_prob - seg.at("no_speech_prob").get<double>(), 1e-3);
     }
     BOOST_TEST_MESSAGE("beam " << beam << ": " << matches << "/" << total << " windows match");
-    BOOST_CHECK_GE(matches, total - 1);
+    BOOST_CHECK_EQUAL(matches, total);
   }
 }
