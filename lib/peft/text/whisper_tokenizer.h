@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace peft::text {
@@ -74,6 +75,15 @@ class WhisperTokenizer {
   std::optional<int64_t> translate_, transcribe_;
   std::vector<std::string> language_codes_;
   std::vector<int64_t> language_tokens_;
+  // Added tokens by id (content, special flag) and by content.
+  std::string origin_;
+  std::vector<std::pair<int64_t, std::string>> added_;  // sorted by id
+  std::vector<bool> added_special_;
+  std::vector<int64_t> non_speech_;
+
+  const std::string* added_content(int64_t id, bool* special) const;
+  std::optional<int64_t> added_id(const std::string& content) const;
+  void append_token_bytes(int64_t id, std::string& out) const;
 };
 
 }  // namespace peft::text
