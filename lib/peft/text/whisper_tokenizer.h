@@ -31,9 +31,13 @@ class WhisperTokenizer {
   // Ids -> text, skipping special and timestamp tokens. Incomplete UTF-8 at the end
   // (a token boundary inside a character) is replaced with U+FFFD.
   std::string decode(const std::vector<int64_t>& ids) const;
-  // Ids -> text with timestamps written as "<|1.08|>".
+  // Ids -> text with timestamps written as "<|1.08|>" (two decimals, as openai). Like
+  // faster-whisper, other special tokens are skipped and the text between timestamps is
+  // decoded run by run.
   std::string decode_with_timestamps(const std::vector<int64_t>& ids) const;
 
+  // openai's rule: language and task tokens present and a vocabulary of >= 51865
+  // (English-only tokenizer files list language tokens too).
   bool multilingual() const { return multilingual_; }
   int64_t vocab_size() const { return vocab_size_; }  // == model_vocab_size
 
