@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace peft::text {
@@ -30,9 +31,13 @@ class WhisperTokenizer {
   // Ids -> text, skipping special and timestamp tokens. Incomplete UTF-8 at the end
   // (a token boundary inside a character) is replaced with U+FFFD.
   std::string decode(const std::vector<int64_t>& ids) const;
-  // Ids -> text with timestamps written as "<|1.08|>".
+  // Ids -> text with timestamps written as "<|1.08|>" (two decimals, as openai). Like
+  // faster-whisper, other special tokens are skipped and the text between timestamps is
+  // decoded run by run.
   std::string decode_with_timestamps(const std::vector<int64_t>& ids) const;
 
+  // openai's rule: language and task tokens present and a vocabulary of >= 51865
+  // (English-only tokenizer files list language tokens too).
   bool multilingual() const { return multilingual_; }
   int64_t vocab_size() const { return vocab_size_; }  // == model_vocab_size
 
@@ -74,6 +79,15 @@ class WhisperTokenizer {
   std::optional<int64_t> translate_, transcribe_;
   std::vector<std::string> language_codes_;
   std::vector<int64_t> language_tokens_;
+  // Added tokens by id (content, special flag) and by content.
+  std::string origin_;
+  std::vector<std::pair<int64_t, std::string>> added_;  // sorted by id
+  std::vector<bool> added_special_;
+  std::vector<int64_t> non_speech_;
+
+  const std::string* added_content(int64_t id, bool* special) const;
+  std::optional<int64_t> added_id(const std::string& content) const;
+  void append_token_bytes(int64_t id, std::string& out) const;
 };
 
 }  // namespace peft::text
