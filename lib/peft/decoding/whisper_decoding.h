@@ -1,0 +1,60 @@
+// Long-form Whisper transcription, re-deriving faster-whisper 1.2.1's generate_segments
+// (transcribe.py) over our WhisperModel and CTranslate2-equivalent searches (search.h),
+// so the same model files and options give the same tokens:
+//
+//   - features: log-mel of the whole audio plus 160 zero samples, floored at the whole
+//     file's max - 8 (computed window by window, see windowed_mel.h);
+//   - windows of 3000 frames from `seek`; the last is zero-padded;
+//   - prompt: <|startofprev|> + up to 223 previous tokens (since the last reset) +
+//     the sot sequence (+ <|notimestamps|>);
+//   - per window, temperatures tried in order until the gzip compression ratio and the
+//     average logprob pass (or the window counts as silent); all failing, the best
+//     average logprob among those under the ratio threshold wins;
+//   - segments cut at consecutive timestamp pairs; seek moves to the last timestamp, or
+//     by the whole window after a single timestamp at the end or without timestamps;
+//   - a window whose no-speech probability is over the threshold and whose logprob is
+//     low is skipped.
+//
+//   auto segments = peft::decoding::transcribe(*model, tokenizer, samples, options);
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "peft/decoding/decoding_options.h"
+
+namespace peft::models {
+class WhisperModel;
+}
+namespace peft::text {
+class WhisperTokenizer;
+}
+
+namespace peft::decoding {
+
+struct Segment {
+  int64_t seek = 0;             // window start, in 10 ms frames
+  double start = 0, end = 0;    // seconds
+  std::string text;             // decoded tokens (leading space kept, as faster-whisper)
+  std::vector<int64_t> tokens;  // including the timestamp tokens
+  double avg_logprob = 0;       // of the whole window's decode
+  double no_speech_prob = 0;
+  float temperature = 0;  // of the decode that was kept
+  double compression_ratio = 0;
+};
+
+// `samples`: 16 kHz mono in [-1, 1]. No samples: no segments. Throws peft::ValueError
+// for a NaN or infinite sample (naming its index) and for options out of range.
+std::vector<Segment> transcribe(const models::WhisperModel& model, const text::WhisperTokenizer& tokenizer,
+                                const std::vector<float>& samples, const DecodingOptions& options = {});
+
+// gzip (zlib level 6) compression ratio of `text`'s UTF-8 bytes, as faster-whisper computes it.
+double compression_ratio(const std::string& text);
+
+// faster-whisper's get_suppressed_tokens: -1 expands to the non-speech tokens, then the
+// task and special tokens are added; an empty list suppresses nothing. Sorted, unique.
+std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tokenizer,
+                                       const std::vector<int64_t>& requested);
+
+}  // namespace peft::decoding
