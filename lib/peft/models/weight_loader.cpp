@@ -1,0 +1,25 @@
+#include "peft/models/weight_loader.h"
+
+#include <ATen/ATen.h>
+
+#include "peft/error.h"
+#include "peft/io/torch_tensor.h"
+
+namespace peft::models {
+
+at::Tensor WeightLoader::get(const std::string& name, const io::Shape& expected) const {
+  const io::TensorInfo& info = ckpt_.info(name);  // throws NotFoundError naming file and tensor
+  bool ok = info.shape.size() == expected.size();
+  for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == info.shape[i];
+  if (!ok)
+    throw ShapeError(ckpt_.path() + ": tensor '" + name + "': shape " + io::shape_to_string(info.shape) +
+                     ", the model expects " + io::shape_to_string(expected));
+  at::Tensor t = io::to_torch(ckpt_.raw(name)).to(at::kFloat).contiguous();
+  // A view of the file would keep the whole mapping alive and alias it: own the data.
+  if (t.data_ptr() == static_cast<const void*>(ckpt_.raw(name).data)) t = t.clone();
+  if (!at::isfinite(t).all().item<bool>())
+    throw ValueError(ckpt_.path() + ": tensor '" + name + "': contains NaN or infinite values");
+  return t;
+}
+
+}  // namespace peft::models

@@ -1,0 +1,361 @@
+// Whisper in one file: loading (CTranslate2 and Hugging Face layouts), the encoder,
+// and the decoder with its KV cache.
+#include "peft/models/whisper.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "peft/error.h"
+#include "peft/io/checkpoint.h"
+#include "peft/io/ct2.h"
+#include "peft/io/json_file.h"
+#include "peft/models/weight_loader.h"
+
+namespace peft::models {
+
+namespace {
+
+at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+}
+
+// [B, T, D] -> [B, H, T, D/H]
+at::Tensor split_heads(const at::Tensor& x, int64_t n_head) {
+  return x.view({x.size(0), x.size(1), n_head, x.size(2) / n_head}).transpose(1, 2);
+}
+
+// [B, H, T, Dh] -> [B, T, H * Dh]
+at::Tensor merge_heads(const at::Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+
+// Scaled dot-product attention. With `causal_offset` >= 0, query i (at absolute
+// position causal_offset + i) sees keys 0 .. causal_offset + i only.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t causal_offset) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)).mul_(scale);
+  const int64_t tq = q.size(2), tk = k.size(2);
+  if (causal_offset >= 0 && tq > 1) {
+    at::Tensor mask = at::ones({tq, tk}, at::TensorOptions().dtype(at::kBool)).triu_(causal_offset + 1);
+    scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
+  }
+  return at::matmul(at::softmax(scores, -1), v);
+}
+
+}  // namespace
+
+void WhisperKVCache::select(const at::Tensor& index) {
+  for (auto* list : {&self_k, &self_v, &cross_k, &cross_v})
+    for (auto& t : *list)
+      if (t.defined()) t = t.index_select(0, index);
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+class WhisperModel::Loader {
+ public:
+  // CTranslate2 WhisperSpec: fused q/k/v (self-attention) and k/v (cross-attention)
+  // projections are split here so every projection is its own Linear, as in openai's
+  // and Hugging Face's modules (adapters address them by those names).
+  static void from_ct2(WhisperModel& m, const io::Checkpoint& ckpt) {
+    const WeightLoader w(ckpt);
+    const auto* ct2 = dynamic_cast<const io::Ct2Checkpoint*>(&ckpt);
+    WhisperDims& d = m.dims_;
+    const auto& conv1 = w.shape("encoder/conv1/weight");
+    if (conv1.size() != 3) throw ShapeError(ckpt.path() + ": tensor 'encoder/conv1/weight': expected rank 3");
+    d.n_audio_state = conv1[0];
+    d.n_mels = conv1[1];
+    d.n_audio_ctx = w.shape("encoder/position_encodings/encodings").at(0);
+    d.n_vocab = w.shape("decoder/embeddings/weight").at(0);
+    d.n_text_state = w.shape("decoder/embeddings/weight").at(1);
+    d.n_text_ctx = w.shape("decoder/position_encodings/encodings").at(0);
+    d.n_audio_layer = count_layers(ckpt, "encoder/layer_", "/self_attention/linear_0/weight");
+    d.n_text_layer = count_layers(ckpt, "decoder/layer_", "/self_attention/linear_0/weight");
+    d.n_audio_head = ct2 ? ct2->scalar_int("encoder/num_heads") : d.n_audio_state / 64;
+    d.n_text_head = ct2 ? ct2->scalar_int("decoder/num_heads") : d.n_text_state / 64;
+    check_dims(ckpt, d);
+
+    const int64_t da = d.n_audio_state, dt = d.n_text_state;
+    m.conv1_w_ = w.get("encoder/conv1/weight", {da, d.n_mels, 3});
+    m.conv1_b_ = w.get("encoder/conv1/bias", {da});
+    m.conv2_w_ = w.get("encoder/conv2/weight", {da, da, 3});
+    m.conv2_b_ = w.get("encoder/conv2/bias", {da});
+    m.audio_pos_ = w.get("encoder/position_encodings/encodings", {d.n_audio_ctx, da});
+    for (int64_t i = 0; i < d.n_audio_layer; ++i) {
+      const std::string p = "encoder/layer_" + std::to_string(i) + "/";
+      Block b;
+      b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", da);
+      b.attn = ct2_fused_self_attention(w, p + "self_attention/", da);
+      b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", da);
+      b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * da, da);
+      b.fc2 = ct2_linear(w, p + "ffn/linear_1", da, 4 * da);
+      m.encoder_.push_back(std::move(b));
+    }
+    m.ln_post_ = ct2_norm(w, "encoder/layer_norm", da);
+
+    m.token_embedding_ = w.get("decoder/embeddings/weight", {d.n_vocab, dt});
+    m.text_pos_ = w.get("decoder/position_encodings/encodings", {d.n_text_ctx, dt});
+    for (int64_t i = 0; i < d.n_text_layer; ++i) {
+      const std::string p = "decoder/layer_" + std::to_string(i) + "/";
+      Block b;
+      b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", dt);
+      b.attn = ct2_fused_self_attention(w, p + "self_attention/", dt);
+      b.cross_attn_ln = ct2_norm(w, p + "attention/layer_norm", dt);
+      b.cross_attn.query = ct2_linear(w, p + "attention/linear_0", dt, dt);
+      const at::Tensor kv_w = w.get(p + "attention/linear_1/weight", {2 * dt, da});
+      const at::Tensor kv_b = w.get(p + "attention/linear_1/bias", {2 * dt});
+      b.cross_attn.key = layers::Linear(kv_w.narrow(0, 0, dt).contiguous(), at::Tensor());
+      b.cross_attn.value = layers::Linear(kv_w.narrow(0, dt, dt).contiguous(), kv_b.narrow(0, dt, dt).contiguous());
+      b.cross_attn.out = ct2_linear(w, p + "attention/linear_2", dt, dt);
+      b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", dt);
+      b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * dt, dt);
+      b.fc2 = ct2_linear(w, p + "ffn/linear_1", dt, 4 * dt);
+      m.decoder_.push_back(std::move(b));
+    }
+    m.ln_ = ct2_norm(w, "decoder/layer_norm", dt);
+    check_tied_projection(w, m);
+  }
+
+  // Hugging Face WhisperForConditionalGeneration (config.json + safetensors).
+  static void from_hf(WhisperModel& m, const io::Checkpoint& ckpt, const nlohmann::json& config,
+                      const std::string& config_path) {
+    const WeightLoader w(ckpt);
+    WhisperDims& d = m.dims_;
+    d.n_mels = io::json_get<int64_t>(config, "num_mel_bins", config_path);
+    d.n_audio_ctx = io::json_get<int64_t>(config, "max_source_positions", config_path);
+    d.n_audio_state = io::json_get<int64_t>(config, "d_model", config_path);
+    d.n_audio_head = io::json_get<int64_t>(config, "encoder_attention_heads", config_path);
+    d.n_audio_layer = io::json_get<int64_t>(config, "encoder_layers", config_path);
+    d.n_vocab = io::json_get<int64_t>(config, "vocab_size", config_path);
+    d.n_text_ctx = io::json_get<int64_t>(config, "max_target_positions", config_path);
+    d.n_text_state = d.n_audio_state;
+    d.n_text_head = io::json_get<int64_t>(config, "decoder_attention_heads", config_path);
+    d.n_text_layer = io::json_get<int64_t>(config, "decoder_layers", config_path);
+    check_dims(ckpt, d);
+
+    const int64_t da = d.n_audio_state, dt = d.n_text_state;
+    const int64_t ffn_a = io::json_get_or<int64_t>(config, "encoder_ffn_dim", 4 * da, config_path);
+    const int64_t ffn_t = io::json_get_or<int64_t>(config, "decoder_ffn_dim", 4 * dt, config_path);
+    const std::string e = "model.encoder.", dec = "model.decoder.";
+    m.conv1_w_ = w.get(e + "conv1.weight", {da, d.n_mels, 3});
+    m.conv1_b_ = w.get(e + "conv1.bias", {da});
+    m.conv2_w_ = w.get(e + "conv2.weight", {da, da, 3});
+    m.conv2_b_ = w.get(e + "conv2.bias", {da});
+    m.audio_pos_ = w.get(e + "embed_positions.weight", {d.n_audio_ctx, da});
+    for (int64_t i = 0; i < d.n_audio_layer; ++i) {
+      const std::string p = e + "layers." + std::to_string(i) + ".";
+      Block b;
+      b.attn_ln = hf_norm(w, p + "self_attn_layer_norm", da);
+      b.attn = hf_attention(w, p + "self_attn.", da, da);
+      b.mlp_ln = hf_norm(w, p + "final_layer_norm", da);
+      b.fc1 = hf_linear(w, p + "fc1", ffn_a, da);
+      b.fc2 = hf_linear(w, p + "fc2", da, ffn_a);
+      m.encoder_.push_back(std::move(b));
+    }
+    m.ln_post_ = hf_norm(w, e + "layer_norm", da);
+    m.token_embedding_ = w.get(dec + "embed_tokens.weight", {d.n_vocab, dt});
+    m.text_pos_ = w.get(dec + "embed_positions.weight", {d.n_text_ctx, dt});
+    for (int64_t i = 0; i < d.n_text_layer; ++i) {
+      const std::string p = dec + "layers." + std::to_string(i) + ".";
+      Block b;
+      b.attn_ln = hf_norm(w, p + "self_attn_layer_norm", dt);
+      b.attn = hf_attention(w, p + "self_attn.", dt, dt);
+      b.cross_attn_ln = hf_norm(w, p + "encoder_attn_layer_norm", dt);
+      b.cross_attn = hf_attention(w, p + "encoder_attn.", dt, da);
+      b.mlp_ln = hf_norm(w, p + "final_layer_norm", dt);
+      b.fc1 = hf_linear(w, p + "fc1", ffn_t, dt);
+      b.fc2 = hf_linear(w, p + "fc2", dt, ffn_t);
+      m.decoder_.push_back(std::move(b));
+    }
+    m.ln_ = hf_norm(w, dec + "layer_norm", dt);
+    if (w.has("proj_out.weight")) {
+      const at::Tensor proj = w.get("proj_out.weight", {d.n_vocab, dt});
+      if (!at::equal(proj, m.token_embedding_))
+        throw ValueError(ckpt.path() + ": tensor 'proj_out.weight': differs from the token embedding; "
+                         "Whisper ties them");
+    }
+  }
+
+ private:
+  static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix, const std::string& suffix) {
+    int64_t n = 0;
+    while (ckpt.contains(prefix + std::to_string(n) + suffix)) ++n;
+    if (n == 0) throw NotFoundError(ckpt.path() + ": tensor '" + prefix + "0" + suffix + "': not found");
+    return n;
+  }
+
+  static void check_dims(const io::Checkpoint& ckpt, const WhisperDims& d) {
+    auto bad = [&](const std::string& what) { throw ShapeError(ckpt.path() + ": " + what); };
+    if (d.n_mels != 80 && d.n_mels != 128) bad("n_mels is " + std::to_string(d.n_mels) + ", expected 80 or 128");
+    if (d.n_audio_head <= 0 || d.n_audio_state % d.n_audio_head != 0)
+      bad("encoder width " + std::to_string(d.n_audio_state) + " is not divisible by its " +
+          std::to_string(d.n_audio_head) + " heads");
+    if (d.n_text_head <= 0 || d.n_text_state % d.n_text_head != 0)
+      bad("decoder width " + std::to_string(d.n_text_state) + " is not divisible by its " +
+          std::to_string(d.n_text_head) + " heads");
+    if (d.n_audio_state != d.n_text_state) bad("encoder and decoder widths differ");
+  }
+
+  static LayerNorm ct2_norm(const WeightLoader& w, const std::string& p, int64_t dim) {
+    return {w.get(p + "/gamma", {dim}), w.get(p + "/beta", {dim})};
+  }
+  static layers::Linear ct2_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in) {
+    return layers::Linear(w.get(p + "/weight", {out, in}), w.get(p + "/bias", {out}));
+  }
+  static Attention ct2_fused_self_attention(const WeightLoader& w, const std::string& p, int64_t dim) {
+    const at::Tensor qkv_w = w.get(p + "linear_0/weight", {3 * dim, dim});
+    const at::Tensor qkv_b = w.get(p + "linear_0/bias", {3 * dim});
+    Attention a;
+    a.query = layers::Linear(qkv_w.narrow(0, 0, dim).contiguous(), qkv_b.narrow(0, 0, dim).contiguous());
+    a.key = layers::Linear(qkv_w.narrow(0, dim, dim).contiguous(), at::Tensor());  // k has no bias
+    a.value = layers::Linear(qkv_w.narrow(0, 2 * dim, dim).contiguous(), qkv_b.narrow(0, 2 * dim, dim).contiguous());
+    a.out = ct2_linear(w, p + "linear_1", dim, dim);
+    return a;
+  }
+  static void check_tied_projection(const WeightLoader& w, const WhisperModel& m) {
+    const std::string name = "decoder/projection/weight";
+    if (!w.has(name)) return;  // absent: tied by construction
+    const auto& ct2 = dynamic_cast<const io::Ct2Checkpoint&>(w.checkpoint());
+    auto alias = ct2.aliases().find(name);
+    if (alias != ct2.aliases().end() && alias->second == "decoder/embeddings/weight") return;
+    if (!at::equal(w.get(name, {m.dims_.n_vocab, m.dims_.n_text_state}), m.token_embedding_))
+      throw ValueError(w.checkpoint().path() + ": tensor '" + name +
+                       "': differs from the token embedding; Whisper ties them");
+  }
+
+  static LayerNorm hf_norm(const WeightLoader& w, const std::string& p, int64_t dim) {
+    return {w.get(p + ".weight", {dim}), w.get(p + ".bias", {dim})};
+  }
+  static layers::Linear hf_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in,
+                                  bool bias = true) {
+    return layers::Linear(w.get(p + ".weight", {out, in}), bias ? w.get(p + ".bias", {out}) : at::Tensor());
+  }
+  static Attention hf_attention(const WeightLoader& w, const std::string& p, int64_t dim, int64_t kv_in) {
+    Attention a;
+    a.query = hf_linear(w, p + "q_proj", dim, dim);
+    a.key = hf_linear(w, p + "k_proj", dim, kv_in, /*bias=*/false);
+    a.value = hf_linear(w, p + "v_proj", dim, kv_in);
+    a.out = hf_linear(w, p + "out_proj", dim, dim);
+    return a;
+  }
+};
+
+std::shared_ptr<const WhisperModel> WhisperModel::load(const std::filesystem::path& path) {
+  auto ckpt = io::open_checkpoint(path);
+  return load(*ckpt);
+}
+
+std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckpt) {
+  auto m = std::make_shared<WhisperModel>();
+  m->source_ = ckpt.path();
+  if (ckpt.format() == "ct2") {
+    Loader::from_ct2(*m, ckpt);
+  } else {
+    const auto config_path = std::filesystem::path(ckpt.path()).parent_path() / "config.json";
+    const nlohmann::json config = io::read_json_file(config_path);
+    const std::string type = io::json_get_or<std::string>(config, "model_type", "", config_path.string());
+    if (type != "whisper")
+      throw ValueError(config_path.string() + ": model_type is '" + type + "', not 'whisper'");
+    Loader::from_hf(*m, ckpt, config, config_path.string());
+  }
+  return m;
+}
+
+int64_t WhisperModel::weight_bytes() const {
+  int64_t n = 0;
+  auto add = [&](const at::Tensor& t) {
+    if (t.defined()) n += t.numel() * static_cast<int64_t>(t.element_size());
+  };
+  auto add_linear = [&](const layers::Linear& l) {
+    add(l.weight());
+    add(l.bias());
+  };
+  for (const at::Tensor* t : {&conv1_w_, &conv1_b_, &conv2_w_, &conv2_b_, &audio_pos_, &token_embedding_,
+                              &text_pos_, &ln_post_.weight, &ln_post_.bias, &ln_.weight, &ln_.bias})
+    add(*t);
+  for (const auto* blocks : {&encoder_, &decoder_})
+    for (const Block& b : *blocks) {
+      for (const LayerNorm* ln : {&b.attn_ln, &b.cross_attn_ln, &b.mlp_ln}) {
+        add(ln->weight);
+        add(ln->bias);
+      }
+      for (const Attention* a : {&b.attn, &b.cross_attn})
+        for (const layers::Linear* l : {&a->query, &a->key, &a->value, &a->out})
+          if (l->weight().defined()) add_linear(*l);
+      add_linear(b.fc1);
+      add_linear(b.fc2);
+    }
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Forward passes
+
+at::Tensor WhisperModel::self_attention(const Block& b, const at::Tensor& x, int64_t n_head, at::Tensor* cache_k,
+                                        at::Tensor* cache_v) const {
+  at::Tensor q = split_heads(b.attn.query(x), n_head);
+  at::Tensor k = split_heads(b.attn.key(x), n_head);
+  at::Tensor v = split_heads(b.attn.value(x), n_head);
+  int64_t causal_offset = -1;  // encoder: bidirectional
+  if (cache_k != nullptr) {    // decoder: append to the cache, attend causally
+    causal_offset = cache_k->defined() ? cache_k->size(2) : 0;
+    if (cache_k->defined()) {
+      k = at::cat({*cache_k, k}, 2);
+      v = at::cat({*cache_v, v}, 2);
+    }
+    *cache_k = k;
+    *cache_v = v;
+  }
+  return b.attn.out(merge_heads(attend(q, k, v, causal_offset)));
+}
+
+at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
+  if (mel.dim() != 3 || mel.size(1) != dims_.n_mels || mel.size(2) != 2 * dims_.n_audio_ctx)
+    throw ShapeError("WhisperModel::encode: mel must be [batch, " + std::to_string(dims_.n_mels) + ", " +
+                     std::to_string(2 * dims_.n_audio_ctx) + "], got " + io::shape_to_string(mel.sizes().vec()));
+  at::Tensor x = at::gelu(at::conv1d(mel.to(at::kFloat), conv1_w_, conv1_b_, 1, 1));
+  x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, 2, 1));
+  x = x.permute({0, 2, 1}) + audio_pos_;
+  for (const Block& b : encoder_) {
+    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_audio_head, nullptr, nullptr);
+    x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
+  }
+  return layer_norm(x, ln_post_.weight, ln_post_.bias);
+}
+
+WhisperKVCache WhisperModel::start(const at::Tensor& audio_features) const {
+  WhisperKVCache cache;
+  for (const Block& b : decoder_) {
+    cache.cross_k.push_back(split_heads(b.cross_attn.key(audio_features), dims_.n_text_head).contiguous());
+    cache.cross_v.push_back(split_heads(b.cross_attn.value(audio_features), dims_.n_text_head).contiguous());
+  }
+  cache.self_k.resize(decoder_.size());
+  cache.self_v.resize(decoder_.size());
+  return cache;
+}
+
+at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache) const {
+  const int64_t t = tokens.size(1);
+  if (cache.length + t > dims_.n_text_ctx)
+    throw ValueError("WhisperModel::decode: " + std::to_string(cache.length + t) +
+                     " tokens exceed the decoder's context of " + std::to_string(dims_.n_text_ctx));
+  if (cache.cross_k.size() != decoder_.size())
+    throw ValueError("WhisperModel::decode: the cache was not made by start() of this model");
+  at::Tensor x = at::embedding(token_embedding_, tokens) + text_pos_.narrow(0, cache.length, t);
+  for (size_t i = 0; i < decoder_.size(); ++i) {
+    const Block& b = decoder_[i];
+    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_text_head, &cache.self_k[i],
+                           &cache.self_v[i]);
+    at::Tensor q = split_heads(b.cross_attn.query(layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias)),
+                               dims_.n_text_head);
+    x = x + b.cross_attn.out(merge_heads(attend(q, cache.cross_k[i], cache.cross_v[i], -1)));
+    x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
+  }
+  cache.length += t;
+  x = layer_norm(x, ln_.weight, ln_.bias);
+  return at::matmul(x, token_embedding_.t());
+}
+
+}  // namespace peft::models
