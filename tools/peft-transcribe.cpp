@@ -1,0 +1,210 @@
+// peft-transcribe: speech to text with Whisper. Reads WAV files (any rate, any channel
+// count) or raw float32 audio, and prints one transcript per file.
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "peft/audio/resample.h"
+#include "peft/audio/vad.h"
+#include "peft/audio/wav.h"
+#include "peft/decoding/transcript_format.h"
+#include "peft/decoding/vad_transcription.h"
+#include "peft/decoding/whisper_decoding.h"
+#include "peft/error.h"
+#include "peft/models/whisper.h"
+#include "peft/runtime.h"
+#include "peft/text/whisper_tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace peft;
+
+namespace {
+
+fs::path default_models_dir() {
+  const char* env = std::getenv("PEFT_MODELS_DIR");
+  return env && *env ? fs::path(env) : fs::path(PEFT_DEFAULT_MODELS_DIR);
+}
+
+const char* kUsage = R"(usage: peft-transcribe [options] AUDIO...
+
+Transcribes each AUDIO file with Whisper and prints its transcript. Decoding follows
+faster-whisper's defaults (beam 5, temperature fallback, condition on previous text).
+
+AUDIO             a WAV file (PCM 8/16/24/32-bit or float, any rate, any channels: mixed
+                  to mono and resampled to 16 kHz), or raw little-endian float32 mono
+                  samples with --raw-rate
+
+options:
+  --model DIR       Whisper model: a CTranslate2 directory (faster-whisper layout) or a
+                    Hugging Face directory with config.json, *.safetensors and
+                    tokenizer.json (default: $PEFT_MODELS_DIR/whisper-tiny.en, where
+                    PEFT_MODELS_DIR defaults to the source tree's models/default)
+  --beam N          beam size at temperature 0; 1 is greedy (default 5)
+  --language CODE   language of the speech for multilingual models (default en)
+  --task TASK       transcribe | translate (translate: multilingual models only)
+  --initial-prompt TEXT
+                    text that conditions the first window (names, spelling)
+  --no-condition    do not condition each window on the previous text
+  --without-timestamps
+                    decode without timestamp tokens (one segment per 30 s window)
+  --temperature T   decode at temperature T only (no fallback)
+  --vad             transcribe only the speech Silero VAD finds; times stay on the
+                    original timeline
+  --vad-model FILE  Silero VAD TorchScript file (default:
+                    $PEFT_MODELS_DIR/silero-vad/silero_vad.jit)
+  --vad-threshold P speech probability threshold (default 0.5)
+  --threads N       libtorch threads (default: all cores)
+  --format F        text | srt | vtt | json (default text)
+  --raw-rate HZ     read AUDIO as raw float32 at this sample rate
+  -h, --help        this text
+
+With several files, each transcript is preceded by "==> FILE <==" (text format).
+Exit status: 0 when every file was transcribed, 1 when one failed (the others are still
+transcribed), 2 for bad options.
+)";
+
+struct Args {
+  fs::path model;
+  decoding::DecodingOptions decoding;
+  bool vad = false;
+  fs::path vad_model;
+  audio::VadOptions vad_options;
+  int threads = 0;
+  decoding::TranscriptFormat format = decoding::TranscriptFormat::kText;
+  std::optional<int> raw_rate;
+  std::vector<std::string> files;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "peft-transcribe: " << message << "\n(see peft-transcribe --help)\n";
+  std::exit(2);
+}
+
+int to_int(const std::string& flag, const std::string& value) {
+  try {
+    size_t used = 0;
+    const int v = std::stoi(value, &used);
+    if (used == value.size()) return v;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " expects an integer, got '" + value + "'");
+}
+
+float to_float(const std::string& flag, const std::string& value) {
+  try {
+    size_t used = 0;
+    const float v = std::stof(value, &used);
+    if (used == value.size()) return v;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " expects a number, got '" + value + "'");
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  a.model = default_models_dir() / "whisper-tiny.en";
+  a.vad_model = default_models_dir() / "silero-vad" / "silero_vad.jit";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (arg == "--model") {
+      a.model = value();
+    } else if (arg == "--beam") {
+      a.decoding.beam_size = to_int(arg, value());
+    } else if (arg == "--language") {
+      a.decoding.language = value();
+    } else if (arg == "--task") {
+      a.decoding.task = value();
+    } else if (arg == "--initial-prompt") {
+      a.decoding.initial_prompt = value();
+    } else if (arg == "--no-condition") {
+      a.decoding.condition_on_previous_text = false;
+    } else if (arg == "--without-timestamps") {
+      a.decoding.without_timestamps = true;
+    } else if (arg == "--temperature") {
+      a.decoding.temperatures = {to_float(arg, value())};
+    } else if (arg == "--vad") {
+      a.vad = true;
+    } else if (arg == "--vad-model") {
+      a.vad_model = value();
+    } else if (arg == "--vad-threshold") {
+      a.vad_options.threshold = to_float(arg, value());
+    } else if (arg == "--threads") {
+      a.threads = to_int(arg, value());
+    } else if (arg == "--format") {
+      try {
+        a.format = decoding::parse_transcript_format(value());
+      } catch (const ValueError& e) {
+        usage_error(e.what());
+      }
+    } else if (arg == "--raw-rate") {
+      a.raw_rate = to_int(arg, value());
+      if (*a.raw_rate <= 0) usage_error("--raw-rate must be positive");
+    } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
+      usage_error("unknown option " + arg);
+    } else {
+      a.files.push_back(arg);
+    }
+  }
+  if (a.files.empty()) usage_error("no audio file given");
+  try {
+    a.decoding.validate();
+    if (a.vad) a.vad_options.validate();
+  } catch (const ValueError& e) {
+    usage_error(e.what());
+  }
+  return a;
+}
+
+std::vector<float> load_audio(const std::string& path, std::optional<int> raw_rate) {
+  if (raw_rate) return audio::resample(audio::read_raw_f32(path), *raw_rate);
+  audio::WavAudio wav = audio::read_wav(path);
+  if (wav.truncated) std::cerr << "peft-transcribe: warning: " << path << ": data chunk truncated; using what is there\n";
+  return audio::resample(wav.samples, wav.sample_rate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse_args(argc, argv);
+  configure_runtime(args.threads);
+
+  std::shared_ptr<const models::WhisperModel> model;
+  std::optional<text::WhisperTokenizer> tokenizer;
+  std::optional<audio::SileroVad> vad;
+  try {
+    model = models::WhisperModel::load(args.model);
+    const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
+    tokenizer.emplace(dir / "tokenizer.json", model->dims().n_vocab);
+    if (args.vad) vad.emplace(audio::SileroVad::load(args.vad_model.string()));
+  } catch (const Error& e) {
+    std::cerr << "peft-transcribe: " << e.what() << "\n";
+    return 1;
+  }
+
+  int status = 0;
+  for (const auto& file : args.files) {
+    try {
+      const std::vector<float> samples = load_audio(file, args.raw_rate);
+      const auto segments = vad ? decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
+                                                              args.vad_options)
+                                : decoding::transcribe(*model, *tokenizer, samples, args.decoding);
+      if (args.files.size() > 1 && args.format == decoding::TranscriptFormat::kText)
+        std::cout << "==> " << file << " <==\n";
+      std::cout << decoding::format_transcript(segments, args.format, file) << std::flush;
+    } catch (const Error& e) {
+      std::cerr << "peft-transcribe: " << e.what() << "\n";
+      status = 1;
+    }
+  }
+  return status;
+}
