@@ -177,3 +177,31 @@ BOOST_AUTO_TEST_CASE(single_window_tokens_match_faster_whisper) {
     BOOST_CHECK_EQUAL(matches, total);
   }
 }
+
+// Temperature > 0 (the fallback path): best_of samples from a seeded generator, so the
+// same seed gives the same tokens, and every sample obeys the timestamp rules.
+BOOST_AUTO_TEST_CASE(sampling_is_seeded_and_follows_the_rules) {
+  configure_runtime(0);
+  auto model = tiny_en();
+  LogitFilterConfig c = filter_config();
+  c.suppress = suppress_ids();
+  LogitFilters filters(c);
+  SpecialIds ids{kSot, kEot, kNoSpeech, kNoTimestamps};
+  std::vector<float> samples = whisper_ref::read_samples("/usr/share/pocketsphinx/test/data/cards/001.wav");
+  WindowedLogMel mel(samples.data(), samples.size());
+  at::Tensor features = model->encode(mel.window(0).unsqueeze(0));
+  SearchOptions so;
+  so.beam_size = 1;
+  so.temperature = 1.0f;
+  so.num_hypotheses = 3;
+  so.max_length = 40;
+  std::mt19937_64 a(7), b(7);
+  WindowResult ra = generate_window(*model, features, {kSot}, ids, filters, so, a);
+  WindowResult rb = generate_window(*model, features, {kSot}, ids, filters, so, b);
+  BOOST_CHECK(ra.tokens == rb.tokens);
+  BOOST_REQUIRE(!ra.tokens.empty());
+  BOOST_CHECK_GE(ra.tokens.front(), kTs0);
+  BOOST_CHECK_LE(ra.tokens.front(), kTs0 + 50);
+  BOOST_CHECK_LE(ra.tokens.size(), 20u);  // max_length 40 allows 40 / 2 steps
+  BOOST_CHECK(std::isfinite(ra.cumulative_logprob) && ra.cumulative_logprob < 0);
+}

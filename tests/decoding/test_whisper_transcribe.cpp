@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE whisper_transcribe
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -137,4 +138,19 @@ BOOST_AUTO_TEST_CASE(compression_ratio_is_zlibs) {
   std::string ab;
   for (int i = 0; i < 50; ++i) ab += "ab";
   BOOST_CHECK_CLOSE(compression_ratio(ab), 100.0 / 13.0, 1e-9);
+}
+
+// suppress_tokens = [-1] must expand to the set CTranslate2's converter stored for this
+// model (config.json suppress_ids), plus faster-whisper's task and special tokens.
+BOOST_AUTO_TEST_CASE(default_suppressed_tokens_are_faster_whispers) {
+  const Tiny& t = tiny_en();
+  auto cfg = nlohmann::json::parse(
+      peft_test::read_file(peft_test::require_model_file("whisper-tiny.en/config.json")));
+  std::vector<int64_t> expected = cfg.at("suppress_ids").get<std::vector<int64_t>>();
+  for (int64_t id : {50357, 50358, 50257, 50359, 50360, 50361}) expected.push_back(id);
+  std::sort(expected.begin(), expected.end());
+  expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+  std::vector<int64_t> got = suppressed_tokens(*t.tokenizer, {-1});
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+  BOOST_CHECK(suppressed_tokens(*t.tokenizer, {}).empty());
 }

@@ -37,6 +37,20 @@ at::Tensor step_logits(const models::WhisperModel& model, const std::vector<int6
   return logits.to(at::kFloat).contiguous().clone();
 }
 
+// Beam reordering: rows are beams of the same window, so their cross-attention K/V are
+// identical and only the self-attention cache has to follow its beam. Moving the cross
+// K/V too (WhisperKVCache::select) would copy ~2 x layers x beams x 1500 x d floats per
+// step, more than the decoder step itself costs on tiny models.
+void reorder_beams(models::WhisperKVCache& cache, const std::vector<int64_t>& origins) {
+  bool identity = true;
+  for (size_t i = 0; i < origins.size(); ++i) identity = identity && origins[i] == static_cast<int64_t>(i);
+  if (identity) return;
+  at::Tensor index = index_tensor(origins);
+  for (auto* list : {&cache.self_k, &cache.self_v})
+    for (auto& t : *list)
+      if (t.defined()) t = t.index_select(0, index);
+}
+
 float no_speech_from(const at::Tensor& logits_row, int64_t no_speech) {
   return at::softmax(logits_row, 0)[no_speech].item<float>();
 }
@@ -170,7 +184,10 @@ Hypothesis beam_search(const models::WhisperModel& model, models::WhisperKVCache
       scores.resize(beam);
       scores[k] = cand_score[c];
     }
-    cache.select(index_tensor(origins));
+    if (step == 0)
+      cache.select(index_tensor(origins));  // one row becomes beam_size rows, cross K/V included
+    else
+      reorder_beams(cache, origins);
     seqs = std::move(new_seqs);
   }
   if (finished.empty()) throw Error("beam search finished without a hypothesis");
