@@ -18,7 +18,8 @@ using namespace peft;
 BOOST_AUTO_TEST_CASE(greedy_decode_matches_reference_tokens) {
   configure_runtime(0);
   auto model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
-  auto wav = audio::read_wav("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav");
+  auto wav = audio::read_wav(
+      "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav");
   at::Tensor samples = at::from_blob(wav.samples.data(), {(int64_t)wav.samples.size()}, at::kFloat).clone();
   at::Tensor mel = audio::log_mel_spectrogram(samples, 80, 480000);
   mel = audio::pad_or_trim(mel, 3000).unsqueeze(0);
@@ -50,8 +51,11 @@ namespace {
 
 struct HfExport {
   std::vector<std::pair<std::string, at::Tensor>> tensors;  // float32, contiguous
-  void add(const std::string& name, at::Tensor t) { tensors.emplace_back(name, t.to(at::kFloat).contiguous()); }
-  void write(const peft_test::TempDir& dir, const std::string& skip = "", const std::string& reshape = "") const {
+  void add(const std::string& name, at::Tensor t) {
+    tensors.emplace_back(name, t.to(at::kFloat).contiguous());
+  }
+  void write(const peft_test::TempDir& dir, const std::string& skip = "",
+             const std::string& reshape = "") const {
     std::vector<io::TensorToWrite> out;
     std::vector<at::Tensor> keep;
     for (const auto& [name, t0] : tensors) {
@@ -98,7 +102,8 @@ HfExport export_tiny_en_as_hf(const io::Checkpoint& ct2) {
     hf.add(e + "embed_positions.weight", get(side + "/position_encodings/encodings"));
     norm(e + "layer_norm", side + "/layer_norm");
     for (int i = 0; i < 4; ++i) {
-      const std::string p = e + "layers." + std::to_string(i) + ".", c = side + "/layer_" + std::to_string(i) + "/";
+      const std::string p = e + "layers." + std::to_string(i) + ".",
+                        c = side + "/layer_" + std::to_string(i) + "/";
       norm(p + "self_attn_layer_norm", c + "self_attention/layer_norm");
       fused_qkv(p + "self_attn.", c + "self_attention/linear_0");
       linear(p + "self_attn.out_proj", c + "self_attention/linear_1");

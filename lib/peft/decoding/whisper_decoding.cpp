@@ -196,7 +196,8 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples) {
   std::vector<Segment> segments;
   if (samples.empty()) return segments;
   if (tok_.multilingual() && opt_.language.empty())
-    throw ValueError("transcribe: a multilingual model needs DecodingOptions.language (no language detection yet)");
+    throw ValueError(
+        "transcribe: a multilingual model needs DecodingOptions.language (no language detection yet)");
   const WindowedLogMel mel(samples.data(), samples.size(), static_cast<int>(model_.dims().n_mels));
   const int64_t content_frames = mel.content_frames();
 

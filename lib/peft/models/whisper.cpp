@@ -107,7 +107,8 @@ class WhisperModel::Loader {
       const at::Tensor kv_w = w.get(p + "attention/linear_1/weight", {2 * dt, da});
       const at::Tensor kv_b = w.get(p + "attention/linear_1/bias", {2 * dt});
       b.cross_attn.key = layers::Linear(kv_w.narrow(0, 0, dt).contiguous(), at::Tensor());
-      b.cross_attn.value = layers::Linear(kv_w.narrow(0, dt, dt).contiguous(), kv_b.narrow(0, dt, dt).contiguous());
+      b.cross_attn.value =
+          layers::Linear(kv_w.narrow(0, dt, dt).contiguous(), kv_b.narrow(0, dt, dt).contiguous());
       b.cross_attn.out = ct2_linear(w, p + "attention/linear_2", dt, dt);
       b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", dt);
       b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * dt, dt);
@@ -173,13 +174,15 @@ class WhisperModel::Loader {
     if (w.has("proj_out.weight")) {
       const at::Tensor proj = w.get("proj_out.weight", {d.n_vocab, dt});
       if (!at::equal(proj, m.token_embedding_))
-        throw ValueError(ckpt.path() + ": tensor 'proj_out.weight': differs from the token embedding; "
+        throw ValueError(ckpt.path() +
+                         ": tensor 'proj_out.weight': differs from the token embedding; "
                          "Whisper ties them");
     }
   }
 
  private:
-  static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix, const std::string& suffix) {
+  static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
+                              const std::string& suffix) {
     int64_t n = 0;
     while (ckpt.contains(prefix + std::to_string(n) + suffix)) ++n;
     if (n == 0) throw NotFoundError(ckpt.path() + ": tensor '" + prefix + "0" + suffix + "': not found");
@@ -188,7 +191,8 @@ class WhisperModel::Loader {
 
   static void check_dims(const io::Checkpoint& ckpt, const WhisperDims& d) {
     auto bad = [&](const std::string& what) { throw ShapeError(ckpt.path() + ": " + what); };
-    if (d.n_mels != 80 && d.n_mels != 128) bad("n_mels is " + std::to_string(d.n_mels) + ", expected 80 or 128");
+    if (d.n_mels != 80 && d.n_mels != 128)
+      bad("n_mels is " + std::to_string(d.n_mels) + ", expected 80 or 128");
     if (d.n_audio_head <= 0 || d.n_audio_state % d.n_audio_head != 0)
       bad("encoder width " + std::to_string(d.n_audio_state) + " is not divisible by its " +
           std::to_string(d.n_audio_head) + " heads");
@@ -210,7 +214,8 @@ class WhisperModel::Loader {
     Attention a;
     a.query = layers::Linear(qkv_w.narrow(0, 0, dim).contiguous(), qkv_b.narrow(0, 0, dim).contiguous());
     a.key = layers::Linear(qkv_w.narrow(0, dim, dim).contiguous(), at::Tensor());  // k has no bias
-    a.value = layers::Linear(qkv_w.narrow(0, 2 * dim, dim).contiguous(), qkv_b.narrow(0, 2 * dim, dim).contiguous());
+    a.value = layers::Linear(qkv_w.narrow(0, 2 * dim, dim).contiguous(),
+                             qkv_b.narrow(0, 2 * dim, dim).contiguous());
     a.out = ct2_linear(w, p + "linear_1", dim, dim);
     return a;
   }
@@ -293,8 +298,8 @@ int64_t WhisperModel::weight_bytes() const {
 // ---------------------------------------------------------------------------
 // Forward passes
 
-at::Tensor WhisperModel::self_attention(const Block& b, const at::Tensor& x, int64_t n_head, at::Tensor* cache_k,
-                                        at::Tensor* cache_v) const {
+at::Tensor WhisperModel::self_attention(const Block& b, const at::Tensor& x, int64_t n_head,
+                                        at::Tensor* cache_k, at::Tensor* cache_v) const {
   at::Tensor q = split_heads(b.attn.query(x), n_head);
   at::Tensor k = split_heads(b.attn.key(x), n_head);
   at::Tensor v = split_heads(b.attn.value(x), n_head);
@@ -314,12 +319,14 @@ at::Tensor WhisperModel::self_attention(const Block& b, const at::Tensor& x, int
 at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
   if (mel.dim() != 3 || mel.size(1) != dims_.n_mels || mel.size(2) != 2 * dims_.n_audio_ctx)
     throw ShapeError("WhisperModel::encode: mel must be [batch, " + std::to_string(dims_.n_mels) + ", " +
-                     std::to_string(2 * dims_.n_audio_ctx) + "], got " + io::shape_to_string(mel.sizes().vec()));
+                     std::to_string(2 * dims_.n_audio_ctx) + "], got " +
+                     io::shape_to_string(mel.sizes().vec()));
   at::Tensor x = at::gelu(at::conv1d(mel.to(at::kFloat), conv1_w_, conv1_b_, 1, 1));
   x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, 2, 1));
   x = x.permute({0, 2, 1}) + audio_pos_;
   for (const Block& b : encoder_) {
-    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_audio_head, nullptr, nullptr);
+    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_audio_head, nullptr,
+                           nullptr);
     x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
   }
   return layer_norm(x, ln_post_.weight, ln_post_.bias);
@@ -346,10 +353,10 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
   at::Tensor x = at::embedding(token_embedding_, tokens) + text_pos_.narrow(0, cache.length, t);
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_text_head, &cache.self_k[i],
-                           &cache.self_v[i]);
-    at::Tensor q = split_heads(b.cross_attn.query(layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias)),
-                               dims_.n_text_head);
+    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_text_head,
+                           &cache.self_k[i], &cache.self_v[i]);
+    at::Tensor q = split_heads(
+        b.cross_attn.query(layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias)), dims_.n_text_head);
     x = x + b.cross_attn.out(merge_heads(attend(q, cache.cross_k[i], cache.cross_v[i], -1)));
     x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
   }
