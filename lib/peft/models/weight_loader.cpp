@@ -14,9 +14,10 @@ at::Tensor WeightLoader::get(const std::string& name, const io::Shape& expected)
   if (!ok)
     throw ShapeError(ckpt_.path() + ": tensor '" + name + "': shape " + io::shape_to_string(info.shape) +
                      ", the model expects " + io::shape_to_string(expected));
-  at::Tensor t = io::to_torch(ckpt_.raw(name)).to(at::kFloat).contiguous();
+  const io::TensorData raw = ckpt_.raw(name);
+  at::Tensor t = io::to_torch(raw).to(at::kFloat).contiguous();
   // A view of the file would keep the whole mapping alive and alias it: own the data.
-  if (t.data_ptr() == static_cast<const void*>(ckpt_.raw(name).data)) t = t.clone();
+  if (io::shares_storage(t, raw)) t = t.clone();
   if (!at::isfinite(t).all().item<bool>())
     throw ValueError(ckpt_.path() + ": tensor '" + name + "': contains NaN or infinite values");
   return t;

@@ -84,14 +84,7 @@ class WhisperModel::Loader {
     m.conv2_b_ = w.get("encoder/conv2/bias", {da});
     m.audio_pos_ = w.get("encoder/position_encodings/encodings", {d.n_audio_ctx, da});
     for (int64_t i = 0; i < d.n_audio_layer; ++i) {
-      const std::string p = "encoder/layer_" + std::to_string(i) + "/";
-      Block b;
-      b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", da);
-      b.attn = ct2_fused_self_attention(w, p + "self_attention/", da);
-      b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", da);
-      b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * da, da);
-      b.fc2 = ct2_linear(w, p + "ffn/linear_1", da, 4 * da);
-      m.encoder_.push_back(std::move(b));
+      m.encoder_.push_back(ct2_block(w, "encoder/layer_" + std::to_string(i) + "/", da));
     }
     m.ln_post_ = ct2_norm(w, "encoder/layer_norm", da);
 
@@ -99,9 +92,7 @@ class WhisperModel::Loader {
     m.text_pos_ = w.get("decoder/position_encodings/encodings", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder/layer_" + std::to_string(i) + "/";
-      Block b;
-      b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", dt);
-      b.attn = ct2_fused_self_attention(w, p + "self_attention/", dt);
+      Block b = ct2_block(w, p, dt);
       b.cross_attn_ln = ct2_norm(w, p + "attention/layer_norm", dt);
       b.cross_attn.query = ct2_linear(w, p + "attention/linear_0", dt, dt);
       const at::Tensor kv_w = w.get(p + "attention/linear_1/weight", {2 * dt, da});
@@ -110,9 +101,6 @@ class WhisperModel::Loader {
       b.cross_attn.value =
           layers::Linear(kv_w.narrow(0, dt, dt).contiguous(), kv_b.narrow(0, dt, dt).contiguous());
       b.cross_attn.out = ct2_linear(w, p + "attention/linear_2", dt, dt);
-      b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", dt);
-      b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * dt, dt);
-      b.fc2 = ct2_linear(w, p + "ffn/linear_1", dt, 4 * dt);
       m.decoder_.push_back(std::move(b));
     }
     m.ln_ = ct2_norm(w, "decoder/layer_norm", dt);
@@ -146,28 +134,16 @@ class WhisperModel::Loader {
     m.conv2_b_ = w.get(e + "conv2.bias", {da});
     m.audio_pos_ = w.get(e + "embed_positions.weight", {d.n_audio_ctx, da});
     for (int64_t i = 0; i < d.n_audio_layer; ++i) {
-      const std::string p = e + "layers." + std::to_string(i) + ".";
-      Block b;
-      b.attn_ln = hf_norm(w, p + "self_attn_layer_norm", da);
-      b.attn = hf_attention(w, p + "self_attn.", da, da);
-      b.mlp_ln = hf_norm(w, p + "final_layer_norm", da);
-      b.fc1 = hf_linear(w, p + "fc1", ffn_a, da);
-      b.fc2 = hf_linear(w, p + "fc2", da, ffn_a);
-      m.encoder_.push_back(std::move(b));
+      m.encoder_.push_back(hf_block(w, e + "layers." + std::to_string(i) + ".", da, ffn_a));
     }
     m.ln_post_ = hf_norm(w, e + "layer_norm", da);
     m.token_embedding_ = w.get(dec + "embed_tokens.weight", {d.n_vocab, dt});
     m.text_pos_ = w.get(dec + "embed_positions.weight", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = dec + "layers." + std::to_string(i) + ".";
-      Block b;
-      b.attn_ln = hf_norm(w, p + "self_attn_layer_norm", dt);
-      b.attn = hf_attention(w, p + "self_attn.", dt, dt);
+      Block b = hf_block(w, p, dt, ffn_t);
       b.cross_attn_ln = hf_norm(w, p + "encoder_attn_layer_norm", dt);
       b.cross_attn = hf_attention(w, p + "encoder_attn.", dt, da);
-      b.mlp_ln = hf_norm(w, p + "final_layer_norm", dt);
-      b.fc1 = hf_linear(w, p + "fc1", ffn_t, dt);
-      b.fc2 = hf_linear(w, p + "fc2", dt, ffn_t);
       m.decoder_.push_back(std::move(b));
     }
     m.ln_ = hf_norm(w, dec + "layer_norm", dt);
@@ -208,6 +184,16 @@ class WhisperModel::Loader {
   static layers::Linear ct2_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in) {
     return layers::Linear(w.get(p + "/weight", {out, in}), w.get(p + "/bias", {out}));
   }
+  // Self-attention and FFN, the parts encoder and decoder layers share.
+  static Block ct2_block(const WeightLoader& w, const std::string& p, int64_t dim) {
+    Block b;
+    b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", dim);
+    b.attn = ct2_fused_self_attention(w, p + "self_attention/", dim);
+    b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", dim);
+    b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * dim, dim);
+    b.fc2 = ct2_linear(w, p + "ffn/linear_1", dim, 4 * dim);
+    return b;
+  }
   static Attention ct2_fused_self_attention(const WeightLoader& w, const std::string& p, int64_t dim) {
     const at::Tensor qkv_w = w.get(p + "linear_0/weight", {3 * dim, dim});
     const at::Tensor qkv_b = w.get(p + "linear_0/bias", {3 * dim});
@@ -236,6 +222,16 @@ class WhisperModel::Loader {
   static layers::Linear hf_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in,
                                   bool bias = true) {
     return layers::Linear(w.get(p + ".weight", {out, in}), bias ? w.get(p + ".bias", {out}) : at::Tensor());
+  }
+  // Self-attention and MLP, the parts encoder and decoder blocks share.
+  static Block hf_block(const WeightLoader& w, const std::string& p, int64_t dim, int64_t ffn) {
+    Block b;
+    b.attn_ln = hf_norm(w, p + "self_attn_layer_norm", dim);
+    b.attn = hf_attention(w, p + "self_attn.", dim, dim);
+    b.mlp_ln = hf_norm(w, p + "final_layer_norm", dim);
+    b.fc1 = hf_linear(w, p + "fc1", ffn, dim);
+    b.fc2 = hf_linear(w, p + "fc2", dim, ffn);
+    return b;
   }
   static Attention hf_attention(const WeightLoader& w, const std::string& p, int64_t dim, int64_t kv_in) {
     Attention a;
