@@ -39,6 +39,8 @@ void DecodingOptions::validate() const {
     bad("max_initial_timestamp", str(max_initial_timestamp), "must be finite and >= 0");
   if (task != "transcribe" && task != "translate")
     bad("task", "\"" + task + "\"", "must be transcribe or translate");
+  for (int64_t id : initial_prompt_tokens)
+    if (id < 0) bad("initial_prompt_tokens", std::to_string(id), "ids must be >= 0");
   if (max_new_tokens && *max_new_tokens < 1)
     bad("max_new_tokens", std::to_string(*max_new_tokens), "must be >= 1");
 }

@@ -24,6 +24,7 @@ struct DecodingOptions {
   bool condition_on_previous_text = true;
   float prompt_reset_on_temperature = 0.5f;     // a window decoded hotter than this resets the prompt
   std::string initial_prompt;                   // text before the first window ("": none)
+  std::vector<int64_t> initial_prompt_tokens;   // the same as token ids; used instead when not empty
   bool suppress_blank = true;                   // no " " or <|endoftext|> as the first token
   std::vector<int64_t> suppress_tokens = {-1};  // -1 expands to the tokenizer's non-speech tokens
   bool without_timestamps = false;

@@ -202,7 +202,14 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples) {
   const int64_t content_frames = mel.content_frames();
 
   std::vector<int64_t> all_tokens;
-  if (!strip(opt_.initial_prompt).empty()) all_tokens = tok_.encode(" " + strip(opt_.initial_prompt));
+  for (int64_t id : opt_.initial_prompt_tokens)
+    if (id >= tok_.eot())
+      throw ValueError("transcribe: initial_prompt_tokens holds " + std::to_string(id) +
+                       ", not an ordinary text token (< " + std::to_string(tok_.eot()) + ")");
+  if (!opt_.initial_prompt_tokens.empty())
+    all_tokens = opt_.initial_prompt_tokens;
+  else if (!strip(opt_.initial_prompt).empty())
+    all_tokens = tok_.encode(" " + strip(opt_.initial_prompt));
   size_t prompt_reset_since = 0;
 
   int64_t seek = 0;
