@@ -33,22 +33,15 @@ at::Tensor index_tensor(const std::vector<int64_t>& rows) { return at::tensor(ro
 at::Tensor step_logits(const models::WhisperModel& model, const std::vector<int64_t>& tokens,
                        models::WhisperKVCache& cache) {
   at::Tensor input = index_tensor(tokens).unsqueeze(1);
-  at::Tensor logits = model.decode(input, cache).select(1, 0);
-  return logits.to(at::kFloat).contiguous().clone();
+  return model.decode(input, cache).select(1, 0).contiguous();  // a fresh tensor: filters write into it
 }
 
-// Beam reordering: rows are beams of the same window, so their cross-attention K/V are
-// identical and only the self-attention cache has to follow its beam. Moving the cross
-// K/V too (WhisperKVCache::select) would copy ~2 x layers x beams x 1500 x d floats per
-// step, more than the decoder step itself costs on tiny models.
+// Beam reordering. The beams decode one window, so they share its cross-attention K/V
+// (WhisperKVCache keeps it once); only their self-attention K/V follows the beams.
 void reorder_beams(models::WhisperKVCache& cache, const std::vector<int64_t>& origins) {
   bool identity = true;
   for (size_t i = 0; i < origins.size(); ++i) identity = identity && origins[i] == static_cast<int64_t>(i);
-  if (identity) return;
-  at::Tensor index = index_tensor(origins);
-  for (auto* list : {&cache.self_k, &cache.self_v})
-    for (auto& t : *list)
-      if (t.defined()) t = t.index_select(0, index);
+  if (!identity) cache.select(index_tensor(origins));
 }
 
 float no_speech_from(const at::Tensor& logits_row, int64_t no_speech) {
@@ -184,10 +177,7 @@ Hypothesis beam_search(const models::WhisperModel& model, models::WhisperKVCache
       scores.resize(beam);
       scores[k] = cand_score[c];
     }
-    if (step == 0)
-      cache.select(index_tensor(origins));  // one row becomes beam_size rows, cross K/V included
-    else
-      reorder_beams(cache, origins);
+    reorder_beams(cache, origins);  // at step 0: one row becomes beam_size rows
     seqs = std::move(new_seqs);
   }
   if (finished.empty()) throw Error("beam search finished without a hypothesis");

@@ -8,6 +8,14 @@
 namespace peft::models {
 
 at::Tensor WeightLoader::get(const std::string& name, const io::Shape& expected) const {
+  return fetch(name, expected, false);
+}
+
+at::Tensor WeightLoader::get_matrix(const std::string& name, const io::Shape& expected) const {
+  return fetch(name, expected, true);
+}
+
+at::Tensor WeightLoader::fetch(const std::string& name, const io::Shape& expected, bool keep_half) const {
   const io::TensorInfo& info = ckpt_.info(name);  // throws NotFoundError naming file and tensor
   bool ok = info.shape.size() == expected.size();
   for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == info.shape[i];
@@ -15,7 +23,8 @@ at::Tensor WeightLoader::get(const std::string& name, const io::Shape& expected)
     throw ShapeError(ckpt_.path() + ": tensor '" + name + "': shape " + io::shape_to_string(info.shape) +
                      ", the model expects " + io::shape_to_string(expected));
   const io::TensorData raw = ckpt_.raw(name);
-  at::Tensor t = io::to_torch(raw).to(at::kFloat).contiguous();
+  at::Tensor t = io::to_torch(raw);
+  t = (keep_half && t.scalar_type() == at::kHalf ? t : t.to(at::kFloat)).contiguous();
   // A view of the file would keep the whole mapping alive and alias it: own the data.
   if (io::shares_storage(t, raw)) t = t.clone();
   if (!at::isfinite(t).all().item<bool>())

@@ -19,11 +19,17 @@ class WeightLoader {
   // Contiguous float32 copy of the tensor. Throws NotFoundError (missing) or ShapeError
   // (shape differs from `expected`; -1 in `expected` matches any size).
   at::Tensor get(const std::string& name, const io::Shape& expected) const;
+  // The same for a weight matrix of a linear layer or embedding, kept in float16 when
+  // the checkpoint stores float16 (layers::Linear computes in float32 from it; the
+  // values are identical, the memory half). Other dtypes come as float32.
+  at::Tensor get_matrix(const std::string& name, const io::Shape& expected) const;
   // Shape as stored; throws NotFoundError.
   const io::Shape& shape(const std::string& name) const { return ckpt_.info(name).shape; }
   const io::Checkpoint& checkpoint() const { return ckpt_; }
 
  private:
+  at::Tensor fetch(const std::string& name, const io::Shape& expected, bool keep_half) const;
+
   const io::Checkpoint& ckpt_;
 };
 

@@ -11,6 +11,7 @@
 #include "peft/io/ct2.h"
 #include "peft/io/json_file.h"
 #include "peft/models/weight_loader.h"
+#include "peft/ops/few_rows_linear.h"
 
 namespace peft::models {
 
@@ -46,9 +47,22 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 }  // namespace
 
 void WhisperKVCache::select(const at::Tensor& index) {
-  for (auto* list : {&self_k, &self_v, &cross_k, &cross_v})
-    for (auto& t : *list)
-      if (t.defined()) t = t.index_select(0, index);
+  const int64_t w = windows();
+  const int64_t rows = self_k.empty() || !self_k.front().defined() ? w : self_k.front().size(0);
+  if (w > 1) {
+    if (rows != w)
+      throw ValueError("WhisperKVCache::select: " + std::to_string(rows) + " rows over " + std::to_string(w) +
+                       " windows; selecting needs one row per window");
+    for (auto* list : {&cross_k, &cross_v})
+      for (auto& t : *list) t = t.index_select(0, index);
+  }
+  for (auto* list : {&self_k, &self_v})
+    for (auto& t : *list) {
+      if (!t.defined()) continue;
+      at::Tensor kept = at::empty({index.size(0), t.size(1), t.size(2), t.size(3)}, t.options());
+      kept.narrow(2, 0, length).copy_(t.narrow(2, 0, length).index_select(0, index));
+      t = kept;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -88,14 +102,14 @@ class WhisperModel::Loader {
     }
     m.ln_post_ = ct2_norm(w, "encoder/layer_norm", da);
 
-    m.token_embedding_ = w.get("decoder/embeddings/weight", {d.n_vocab, dt});
+    m.token_embedding_ = w.get_matrix("decoder/embeddings/weight", {d.n_vocab, dt});
     m.text_pos_ = w.get("decoder/position_encodings/encodings", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder/layer_" + std::to_string(i) + "/";
       Block b = ct2_block(w, p, dt);
       b.cross_attn_ln = ct2_norm(w, p + "attention/layer_norm", dt);
       b.cross_attn.query = ct2_linear(w, p + "attention/linear_0", dt, dt);
-      const at::Tensor kv_w = w.get(p + "attention/linear_1/weight", {2 * dt, da});
+      const at::Tensor kv_w = w.get_matrix(p + "attention/linear_1/weight", {2 * dt, da});
       const at::Tensor kv_b = w.get(p + "attention/linear_1/bias", {2 * dt});
       b.cross_attn.key = layers::Linear(kv_w.narrow(0, 0, dt).contiguous(), at::Tensor());
       b.cross_attn.value =
@@ -137,7 +151,7 @@ class WhisperModel::Loader {
       m.encoder_.push_back(hf_block(w, e + "layers." + std::to_string(i) + ".", da, ffn_a));
     }
     m.ln_post_ = hf_norm(w, e + "layer_norm", da);
-    m.token_embedding_ = w.get(dec + "embed_tokens.weight", {d.n_vocab, dt});
+    m.token_embedding_ = w.get_matrix(dec + "embed_tokens.weight", {d.n_vocab, dt});
     m.text_pos_ = w.get(dec + "embed_positions.weight", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = dec + "layers." + std::to_string(i) + ".";
@@ -148,8 +162,8 @@ class WhisperModel::Loader {
     }
     m.ln_ = hf_norm(w, dec + "layer_norm", dt);
     if (w.has("proj_out.weight")) {
-      const at::Tensor proj = w.get("proj_out.weight", {d.n_vocab, dt});
-      if (!at::equal(proj, m.token_embedding_))
+      const at::Tensor proj = w.get_matrix("proj_out.weight", {d.n_vocab, dt});
+      if (!at::equal(proj.to(at::kFloat), m.token_embedding_.to(at::kFloat)))
         throw ValueError(ckpt.path() +
                          ": tensor 'proj_out.weight': differs from the token embedding; "
                          "Whisper ties them");
@@ -182,7 +196,7 @@ class WhisperModel::Loader {
     return {w.get(p + "/gamma", {dim}), w.get(p + "/beta", {dim})};
   }
   static layers::Linear ct2_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in) {
-    return layers::Linear(w.get(p + "/weight", {out, in}), w.get(p + "/bias", {out}));
+    return layers::Linear(w.get_matrix(p + "/weight", {out, in}), w.get(p + "/bias", {out}));
   }
   // Self-attention and FFN, the parts encoder and decoder layers share.
   static Block ct2_block(const WeightLoader& w, const std::string& p, int64_t dim) {
@@ -195,7 +209,7 @@ class WhisperModel::Loader {
     return b;
   }
   static Attention ct2_fused_self_attention(const WeightLoader& w, const std::string& p, int64_t dim) {
-    const at::Tensor qkv_w = w.get(p + "linear_0/weight", {3 * dim, dim});
+    const at::Tensor qkv_w = w.get_matrix(p + "linear_0/weight", {3 * dim, dim});
     const at::Tensor qkv_b = w.get(p + "linear_0/bias", {3 * dim});
     Attention a;
     a.query = layers::Linear(qkv_w.narrow(0, 0, dim).contiguous(), qkv_b.narrow(0, 0, dim).contiguous());
@@ -211,7 +225,8 @@ class WhisperModel::Loader {
     const auto& ct2 = dynamic_cast<const io::Ct2Checkpoint&>(w.checkpoint());
     auto alias = ct2.aliases().find(name);
     if (alias != ct2.aliases().end() && alias->second == "decoder/embeddings/weight") return;
-    if (!at::equal(w.get(name, {m.dims_.n_vocab, m.dims_.n_text_state}), m.token_embedding_))
+    if (!at::equal(w.get_matrix(name, {m.dims_.n_vocab, m.dims_.n_text_state}).to(at::kFloat),
+                   m.token_embedding_.to(at::kFloat)))
       throw ValueError(w.checkpoint().path() + ": tensor '" + name +
                        "': differs from the token embedding; Whisper ties them");
   }
@@ -221,7 +236,7 @@ class WhisperModel::Loader {
   }
   static layers::Linear hf_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in,
                                   bool bias = true) {
-    return layers::Linear(w.get(p + ".weight", {out, in}), bias ? w.get(p + ".bias", {out}) : at::Tensor());
+    return layers::Linear(w.get_matrix(p + ".weight", {out, in}), bias ? w.get(p + ".bias", {out}) : at::Tensor());
   }
   // Self-attention and MLP, the parts encoder and decoder blocks share.
   static Block hf_block(const WeightLoader& w, const std::string& p, int64_t dim, int64_t ffn) {
@@ -294,22 +309,48 @@ int64_t WhisperModel::weight_bytes() const {
 // ---------------------------------------------------------------------------
 // Forward passes
 
-at::Tensor WhisperModel::self_attention(const Block& b, const at::Tensor& x, int64_t n_head,
-                                        at::Tensor* cache_k, at::Tensor* cache_v) const {
-  at::Tensor q = split_heads(b.attn.query(x), n_head);
-  at::Tensor k = split_heads(b.attn.key(x), n_head);
-  at::Tensor v = split_heads(b.attn.value(x), n_head);
-  int64_t causal_offset = -1;  // encoder: bidirectional
-  if (cache_k != nullptr) {    // decoder: append to the cache, attend causally
-    causal_offset = cache_k->defined() ? cache_k->size(2) : 0;
-    if (cache_k->defined()) {
-      k = at::cat({*cache_k, k}, 2);
-      v = at::cat({*cache_v, v}, 2);
+at::Tensor WhisperModel::encoder_self_attention(const Block& b, const at::Tensor& x) const {
+  const int64_t h = dims_.n_audio_head;
+  at::Tensor q = split_heads(b.attn.query(x), h), k = split_heads(b.attn.key(x), h),
+             v = split_heads(b.attn.value(x), h);
+  return b.attn.out(merge_heads(attend(q, k, v, -1)));
+}
+
+at::Tensor WhisperModel::decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache,
+                                                size_t layer) const {
+  const int64_t h = dims_.n_text_head, t = x.size(1), past = cache.length;
+  at::Tensor q = split_heads(b.attn.query(x), h);
+  at::Tensor& ck = cache.self_k[layer];
+  at::Tensor& cv = cache.self_v[layer];
+  if (!ck.defined() || ck.size(2) < past + t) {  // grow: double, at least 32, at most n_text_ctx
+    const int64_t capacity =
+        std::min(dims_.n_text_ctx, std::max({past + t, int64_t{32}, ck.defined() ? 2 * ck.size(2) : 0}));
+    for (at::Tensor* c : {&ck, &cv}) {
+      at::Tensor grown = at::empty({x.size(0), h, capacity, dims_.n_text_state / h}, x.options());
+      if (past > 0) grown.narrow(2, 0, past).copy_(c->narrow(2, 0, past));
+      *c = grown;
     }
-    *cache_k = k;
-    *cache_v = v;
   }
-  return b.attn.out(merge_heads(attend(q, k, v, causal_offset)));
+  ck.narrow(2, past, t).copy_(split_heads(b.attn.key(x), h));
+  cv.narrow(2, past, t).copy_(split_heads(b.attn.value(x), h));
+  return b.attn.out(merge_heads(attend(q, ck.narrow(2, 0, past + t), cv.narrow(2, 0, past + t), past)));
+}
+
+// Rows of one window attend to that window's K/V together: [B, H, T, dh] queries become
+// [W, H, (B/W) T, dh], so beams read the audio K/V once instead of each its own copy.
+at::Tensor WhisperModel::cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache,
+                                         size_t layer) const {
+  const int64_t h = dims_.n_text_head, rows = x.size(0), t = x.size(1), w = cache.windows();
+  const int64_t per_window = rows / w, dh = dims_.n_text_state / h;
+  at::Tensor q = split_heads(b.cross_attn.query(x), h)  // [B, H, T, dh]
+                     .reshape({w, per_window, h, t, dh})
+                     .permute({0, 2, 1, 3, 4})
+                     .reshape({w, h, per_window * t, dh});
+  at::Tensor o = attend(q, cache.cross_k[layer], cache.cross_v[layer], -1)
+                     .view({w, h, per_window, t, dh})
+                     .permute({0, 2, 1, 3, 4})
+                     .reshape({rows, h, t, dh});
+  return b.cross_attn.out(merge_heads(o));
 }
 
 at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
@@ -321,8 +362,7 @@ at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
   x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, 2, 1));
   x = x.permute({0, 2, 1}) + audio_pos_;
   for (const Block& b : encoder_) {
-    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_audio_head, nullptr,
-                           nullptr);
+    x = x + encoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias));
     x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
   }
   return layer_norm(x, ln_post_.weight, ln_post_.bias);
@@ -340,29 +380,29 @@ WhisperKVCache WhisperModel::start(const at::Tensor& audio_features) const {
 }
 
 at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache) const {
-  const int64_t t = tokens.size(1);
+  const int64_t t = tokens.size(1), rows = tokens.size(0);
   if (cache.length + t > dims_.n_text_ctx)
     throw ValueError("WhisperModel::decode: " + std::to_string(cache.length + t) +
                      " tokens exceed the decoder's context of " + std::to_string(dims_.n_text_ctx));
-  if (cache.cross_k.size() != decoder_.size())
+  if (cache.cross_k.size() != decoder_.size() || cache.self_k.size() != decoder_.size())
     throw ValueError("WhisperModel::decode: the cache was not made by start() of this model");
-  at::Tensor x = at::embedding(token_embedding_, tokens) + text_pos_.narrow(0, cache.length, t);
+  if (rows % cache.windows() != 0 ||
+      (cache.self_k.front().defined() && cache.self_k.front().size(0) != rows))
+    throw ShapeError("WhisperModel::decode: " + std::to_string(rows) + " token rows do not match the cache (" +
+                     std::to_string(cache.windows()) + " windows)");
+  at::Tensor x = at::embedding(token_embedding_, tokens).to(at::kFloat) + text_pos_.narrow(0, cache.length, t);
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    x = x + self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), dims_.n_text_head,
-                           &cache.self_k[i], &cache.self_v[i]);
-    at::Tensor q = split_heads(
-        b.cross_attn.query(layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias)), dims_.n_text_head);
-    x = x + b.cross_attn.out(merge_heads(attend(q, cache.cross_k[i], cache.cross_v[i], -1)));
+    x = x + decoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), cache, i);
+    x = x + cross_attention(b, layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias), cache, i);
     x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
   }
   cache.length += t;
   x = layer_norm(x, ln_.weight, ln_.bias);
-  // The output projection reads the whole [vocab, d] embedding every step. For a single
-  // row (greedy, one window) a matrix-vector product streams it once, where a GEMM
-  // would first pack it into panels: measured 11 vs 31 ms per step for tiny.en here.
-  if (x.size(0) * x.size(1) == 1) return at::mv(token_embedding_, x.reshape({-1})).view({1, 1, -1});
-  return at::matmul(x, token_embedding_.t());
+  // The output projection reads the whole [vocab, d] embedding: per decoder step that is
+  // most of the bytes the step reads, so few rows stream it once (ops::few_rows_linear).
+  if (rows * t <= ops::kFewRows) return ops::few_rows_linear(x, token_embedding_, at::Tensor());
+  return at::matmul(x, token_embedding_.to(at::kFloat).t());
 }
 
 }  // namespace peft::models

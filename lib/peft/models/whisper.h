@@ -38,13 +38,23 @@ struct WhisperDims {
   int64_t n_text_layer = 4;
 };
 
-// What one decoder (one batch of sequences) has computed so far.
+// What one decoder has computed so far for a batch of sequences (rows). Rows decoding
+// the same window (beams, samples) share that window's cross-attention K/V, stored once:
+// with W windows and B rows, rows are grouped window by window, B / W rows each.
 struct WhisperKVCache {
-  std::vector<at::Tensor> self_k, self_v;    // per decoder layer [B, H, T, d_head], grows with T
-  std::vector<at::Tensor> cross_k, cross_v;  // per decoder layer [B, H, n_audio_ctx, d_head]
-  int64_t length = 0;                        // tokens decoded so far (T)
+  // Per decoder layer [B, H, capacity, d_head]; positions 0 .. length-1 are filled. The
+  // capacity grows by doubling (up to the decoder's context), so a step writes its K/V
+  // in place instead of copying the whole cache.
+  std::vector<at::Tensor> self_k, self_v;
+  std::vector<at::Tensor> cross_k, cross_v;  // per decoder layer [W, H, n_audio_ctx, d_head]
+  int64_t length = 0;                        // tokens decoded so far
 
-  // Keeps batch rows `index` (int64 [B']) in that order: beam search reordering.
+  int64_t windows() const { return cross_k.empty() ? 0 : cross_k.front().size(0); }
+
+  // Keeps rows `index` (int64 [B']) in that order: beam reordering, finished rows
+  // leaving. With one window, rows may be repeated or dropped freely (the window's K/V
+  // stays shared). With several windows, there must be one row per window, and each
+  // kept row takes its window along. Throws peft::ValueError otherwise.
   void select(const at::Tensor& index);
 };
 
@@ -66,7 +76,8 @@ class WhisperModel {
   WhisperKVCache start(const at::Tensor& audio_features) const;
 
   // tokens int64 [B, T] (positions cache.length ... cache.length + T - 1) -> logits
-  // float32 [B, T, n_vocab]; appends the tokens' K/V to the cache.
+  // float32 [B, T, n_vocab]; appends the tokens' K/V to the cache. B must be a multiple
+  // of the cache's windows (rows grouped by window, see WhisperKVCache).
   at::Tensor decode(const at::Tensor& tokens, WhisperKVCache& cache) const;
 
   // Bytes taken by the weights as loaded.
@@ -89,8 +100,11 @@ class WhisperModel {
   };
   class Loader;
 
-  at::Tensor self_attention(const Block& b, const at::Tensor& x, int64_t n_head, at::Tensor* cache_k,
-                            at::Tensor* cache_v) const;
+  at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x) const;
+  at::Tensor decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache,
+                                    size_t layer) const;
+  at::Tensor cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache,
+                             size_t layer) const;
 
   WhisperDims dims_;
   std::string source_;
@@ -98,7 +112,7 @@ class WhisperModel {
   at::Tensor audio_pos_;  // [n_audio_ctx, n_audio_state]
   std::vector<Block> encoder_;
   LayerNorm ln_post_;
-  at::Tensor token_embedding_;  // [n_vocab, n_text_state], also the output projection
+  at::Tensor token_embedding_;  // [n_vocab, n_text_state] (float16 if stored so), also the output projection
   at::Tensor text_pos_;         // [n_text_ctx, n_text_state]
   std::vector<Block> decoder_;
   LayerNorm ln_;
