@@ -205,3 +205,58 @@ BOOST_AUTO_TEST_CASE(sampling_is_seeded_and_follows_the_rules) {
   BOOST_CHECK_LE(ra.tokens.size(), 20u);  // max_length 40 allows 40 / 2 steps
   BOOST_CHECK(std::isfinite(ra.cumulative_logprob) && ra.cumulative_logprob < 0);
 }
+
+// Several windows in one batch (batched offline transcription): each window's tokens,
+// scores and no-speech probability equal its own single-window search; with an empty
+// prompt the tokens are faster-whisper's. Also with a previous-text prompt (decoded in
+// one call before the search) and a window batch that mixes rows of unequal lengths.
+BOOST_AUTO_TEST_CASE(batched_windows_equal_single_windows) {
+  configure_runtime(0);
+  auto model = tiny_en();
+  LogitFilterConfig c = filter_config();
+  c.suppress = suppress_ids();
+  c.suppress_begin = {220, kEot};
+  LogitFilters filters(c);
+  SpecialIds ids{kSot, kEot, kNoSpeech, kNoTimestamps};
+  std::mt19937_64 rng(0);
+  std::vector<at::Tensor> windows;
+  std::vector<std::vector<int64_t>> expected;
+  int index = 0;
+  for (const auto& run : whisper_ref::runs(1, false)) {
+    if (index++ % 2 != 1) continue;  // the utterances the single-window test skips
+    std::vector<float> samples = whisper_ref::read_samples(run.at("file"));
+    WindowedLogMel mel(samples.data(), samples.size());
+    windows.push_back(mel.window(0));
+    std::vector<int64_t> tokens;
+    for (const auto& s : run.at("segments")) {
+      auto t = s.at("tokens").get<std::vector<int64_t>>();
+      tokens.insert(tokens.end(), t.begin(), t.end());
+    }
+    expected.push_back(tokens);
+  }
+  BOOST_REQUIRE_GE(windows.size(), 4u);
+  at::Tensor features = model->encode(at::stack(windows));
+  const std::vector<int64_t> prev_prompt = {kSotPrev, 383, 1110, 318, 3621, 13, kSot};
+  for (int beam : {1, 5})
+    for (const auto& prompt : {std::vector<int64_t>{kSot}, prev_prompt}) {
+      if (beam == 1 && prompt.size() > 1) continue;  // keeps the suite short; beam 5 covers the prefill
+      SearchOptions so;
+      so.beam_size = beam;
+      std::vector<WindowResult> batched = generate_windows(*model, features, prompt, ids, filters, so, rng);
+      BOOST_REQUIRE_EQUAL(batched.size(), windows.size());
+      for (size_t w = 0; w < windows.size(); ++w) {
+        WindowResult single =
+            generate_window(*model, features.narrow(0, static_cast<int64_t>(w), 1), prompt, ids, filters, so, rng);
+        BOOST_TEST_CONTEXT("beam " << beam << " prompt " << prompt.size() << " window " << w) {
+          BOOST_CHECK(batched[w].tokens == single.tokens);
+          BOOST_CHECK_SMALL(batched[w].cumulative_logprob - single.cumulative_logprob, 1e-3f);
+          BOOST_CHECK_SMALL(batched[w].no_speech_prob - single.no_speech_prob, 1e-4f);
+          if (prompt.size() == 1 && beam == 1) BOOST_CHECK(batched[w].tokens == expected[w]);
+        }
+      }
+    }
+  // Rows of different windows must not be mixed in the cache.
+  models::WhisperKVCache cache = model->start(features.narrow(0, 0, 2));
+  PEFT_CHECK_THROW_MSG(cache.select(at::tensor(std::vector<int64_t>{1, 0}, at::kLong)), ValueError,
+                       {"mix"});
+}

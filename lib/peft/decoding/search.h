@@ -48,4 +48,14 @@ WindowResult generate_window(const models::WhisperModel& model, const at::Tensor
                              const std::vector<int64_t>& prompt, const SpecialIds& ids,
                              const LogitFilters& filters, const SearchOptions& options, std::mt19937_64& rng);
 
+// Several windows at once with the same prompt: `features` [W, n_audio_ctx, d]. Each
+// window is searched exactly as generate_window would (same tokens); they share the
+// decoder calls, so each step reads the weights once for all W (batched offline
+// transcription). Sampling draws from `rng` in row order, so only W == 1 reproduces
+// generate_window's samples.
+std::vector<WindowResult> generate_windows(const models::WhisperModel& model, const at::Tensor& features,
+                                           const std::vector<int64_t>& prompt, const SpecialIds& ids,
+                                           const LogitFilters& filters, const SearchOptions& options,
+                                           std::mt19937_64& rng);
+
 }  // namespace peft::decoding

@@ -48,13 +48,17 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 
 void WhisperKVCache::select(const at::Tensor& index) {
   const int64_t w = windows();
-  const int64_t rows = self_k.empty() || !self_k.front().defined() ? w : self_k.front().size(0);
-  if (w > 1) {
-    if (rows != w)
-      throw ValueError("WhisperKVCache::select: " + std::to_string(rows) + " rows over " + std::to_string(w) +
-                       " windows; selecting needs one row per window");
-    for (auto* list : {&cross_k, &cross_v})
-      for (auto& t : *list) t = t.index_select(0, index);
+  if (w > 1) {  // the rows must stay grouped by window: new row r and old row index[r] share a window
+    const bool have_rows = !self_k.empty() && self_k.front().defined();
+    const int64_t old_per_window = have_rows ? self_k.front().size(0) / w : 1;
+    const int64_t n = index.size(0);
+    const at::Tensor idx = index.to(at::kLong).contiguous();
+    const int64_t* p = idx.data_ptr<int64_t>();
+    bool grouped = n % w == 0;
+    for (int64_t r = 0; grouped && r < n; ++r) grouped = p[r] / old_per_window == r / (n / w);
+    if (!grouped)
+      throw ValueError("WhisperKVCache::select: the selected rows would mix the cache's " + std::to_string(w) +
+                       " windows");
   }
   for (auto* list : {&self_k, &self_v})
     for (auto& t : *list) {

@@ -52,9 +52,9 @@ struct WhisperKVCache {
   int64_t windows() const { return cross_k.empty() ? 0 : cross_k.front().size(0); }
 
   // Keeps rows `index` (int64 [B']) in that order: beam reordering, finished rows
-  // leaving. With one window, rows may be repeated or dropped freely (the window's K/V
-  // stays shared). With several windows, there must be one row per window, and each
-  // kept row takes its window along. Throws peft::ValueError otherwise.
+  // leaving, one row becoming several. The cross-attention K/V stays shared, so rows
+  // must stay grouped: new row r and old row index[r] belong to the same window (always
+  // true with one window). Throws peft::ValueError otherwise.
   void select(const at::Tensor& index);
 };
 
