@@ -10,6 +10,7 @@
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
+#include "peft/decoding/batched_transcription.h"
 #include "peft/decoding/transcript_format.h"
 #include "peft/decoding/vad_transcription.h"
 #include "peft/decoding/whisper_decoding.h"
@@ -56,6 +57,10 @@ options:
   --vad-model FILE  Silero VAD TorchScript file (default:
                     $PEFT_MODELS_DIR/silero-vad/silero_vad.jit)
   --vad-threshold P speech probability threshold (default 0.5)
+  --batch N         batched mode (faster-whisper's BatchedInferencePipeline): VAD cuts
+                    the speech into chunks of at most 30 s, decoded N at a time and
+                    independently (no previous-text conditioning, first temperature
+                    only, no seeking); faster on long files. Needs the VAD model.
   --threads N       libtorch threads (default: all cores)
   --format F        text | srt | vtt | json (default text)
   --raw-rate HZ     read AUDIO as raw float32 at this sample rate
@@ -70,8 +75,10 @@ struct Args {
   fs::path model;
   decoding::DecodingOptions decoding;
   bool vad = false;
+  int batch = 0;  // 0: sequential long-form transcription
   fs::path vad_model;
   audio::VadOptions vad_options;
+  bool vad_threshold_given = false;
   int threads = 0;
   decoding::TranscriptFormat format = decoding::TranscriptFormat::kText;
   std::optional<int> raw_rate;
@@ -138,6 +145,10 @@ Args parse_args(int argc, char** argv) {
       a.vad_model = value();
     } else if (arg == "--vad-threshold") {
       a.vad_options.threshold = to_float(arg, value());
+      a.vad_threshold_given = true;
+    } else if (arg == "--batch") {
+      a.batch = to_int(arg, value());
+      if (a.batch < 1) usage_error("--batch must be >= 1");
     } else if (arg == "--threads") {
       a.threads = to_int(arg, value());
     } else if (arg == "--format") {
@@ -168,7 +179,8 @@ Args parse_args(int argc, char** argv) {
 std::vector<float> load_audio(const std::string& path, std::optional<int> raw_rate) {
   if (raw_rate) return audio::resample(audio::read_raw_f32(path), *raw_rate);
   audio::WavAudio wav = audio::read_wav(path);
-  if (wav.truncated) std::cerr << "peft-transcribe: warning: " << path << ": data chunk truncated; using what is there\n";
+  if (wav.truncated)
+    std::cerr << "peft-transcribe: warning: " << path << ": data chunk truncated; using what is there\n";
   return audio::resample(wav.samples, wav.sample_rate);
 }
 
@@ -185,7 +197,7 @@ int main(int argc, char** argv) {
     model = models::WhisperModel::load(args.model);
     const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
     tokenizer.emplace(dir / "tokenizer.json", model->dims().n_vocab);
-    if (args.vad) vad.emplace(audio::SileroVad::load(args.vad_model.string()));
+    if (args.vad || args.batch > 0) vad.emplace(audio::SileroVad::load(args.vad_model.string()));
   } catch (const Error& e) {
     std::cerr << "peft-transcribe: " << e.what() << "\n";
     return 1;
@@ -195,9 +207,25 @@ int main(int argc, char** argv) {
   for (const auto& file : args.files) {
     try {
       const std::vector<float> samples = load_audio(file, args.raw_rate);
-      const auto segments = vad ? decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
-                                                              args.vad_options)
-                                : decoding::transcribe(*model, *tokenizer, samples, args.decoding);
+      std::vector<decoding::Segment> segments;
+      if (args.batch > 0) {
+        decoding::BatchedOptions batched;
+        batched.batch_size = args.batch;
+        if (args.vad_threshold_given) {
+          audio::VadOptions v;
+          v.min_silence_duration_ms = 160;  // the batched mode's defaults
+          v.min_speech_duration_ms = 0;
+          v.split_at_longest_silence = false;
+          v.threshold = args.vad_options.threshold;
+          batched.vad = v;
+        }
+        segments = decoding::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched);
+      } else if (args.vad) {
+        segments =
+            decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding, args.vad_options);
+      } else {
+        segments = decoding::transcribe(*model, *tokenizer, samples, args.decoding);
+      }
       if (args.files.size() > 1 && args.format == decoding::TranscriptFormat::kText)
         std::cout << "==> " << file << " <==\n";
       std::cout << decoding::format_transcript(segments, args.format, file) << std::flush;

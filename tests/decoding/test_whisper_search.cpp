@@ -245,8 +245,8 @@ BOOST_AUTO_TEST_CASE(batched_windows_equal_single_windows) {
       std::vector<WindowResult> batched = generate_windows(*model, features, prompt, ids, filters, so, rng);
       BOOST_REQUIRE_EQUAL(batched.size(), windows.size());
       for (size_t w = 0; w < windows.size(); ++w) {
-        WindowResult single =
-            generate_window(*model, features.narrow(0, static_cast<int64_t>(w), 1), prompt, ids, filters, so, rng);
+        WindowResult single = generate_window(*model, features.narrow(0, static_cast<int64_t>(w), 1), prompt,
+                                              ids, filters, so, rng);
         BOOST_TEST_CONTEXT("beam " << beam << " prompt " << prompt.size() << " window " << w) {
           BOOST_CHECK(batched[w].tokens == single.tokens);
           BOOST_CHECK_SMALL(batched[w].cumulative_logprob - single.cumulative_logprob, 1e-3f);
@@ -257,6 +257,5 @@ BOOST_AUTO_TEST_CASE(batched_windows_equal_single_windows) {
     }
   // Rows of different windows must not be mixed in the cache.
   models::WhisperKVCache cache = model->start(features.narrow(0, 0, 2));
-  PEFT_CHECK_THROW_MSG(cache.select(at::tensor(std::vector<int64_t>{1, 0}, at::kLong)), ValueError,
-                       {"mix"});
+  PEFT_CHECK_THROW_MSG(cache.select(at::tensor(std::vector<int64_t>{1, 0}, at::kLong)), ValueError, {"mix"});
 }

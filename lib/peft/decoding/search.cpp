@@ -117,7 +117,8 @@ std::vector<Hypothesis> greedy_search(const models::WhisperModel& model, models:
       const int64_t r = alive[i];
       int64_t id = ids.eot;
       if (!done[r]) {
-        id = options.temperature > 0 ? sample(log_probs[i], options.temperature, rng) : argmax[i].item<int64_t>();
+        id = options.temperature > 0 ? sample(log_probs[i], options.temperature, rng)
+                                     : argmax[i].item<int64_t>();
         hyps[r].cumulative += log_probs[i][id].item<float>();
         generated[r].push_back(id);
         if (id != ids.eot) hyps[r].tokens.push_back(id);
@@ -166,7 +167,8 @@ std::vector<Hypothesis> beam_search(const models::WhisperModel& model, models::W
     at::Tensor logits = step_logits(model, next, cache);
     const int64_t vocab = logits.size(1);
     if (step == 0 && batch.no_speech_at_first_step)
-      for (int64_t w = 0; w < batch.windows; ++w) no_speech_prob[w] = no_speech_from(logits[w], ids.no_speech);
+      for (int64_t w = 0; w < batch.windows; ++w)
+        no_speech_prob[w] = no_speech_from(logits[w], ids.no_speech);
     std::vector<std::vector<int64_t>> all_seqs;
     for (const Window& w : win) all_seqs.insert(all_seqs.end(), w.seqs.begin(), w.seqs.end());
     filters.apply(logits, all_seqs);
@@ -291,9 +293,10 @@ std::vector<WindowResult> generate_windows(const models::WhisperModel& model, co
   }
   batch.start_token = prompt[prompt_length - 1];
   batch.no_speech_at_first_step = sot_is_start;
-  std::vector<Hypothesis> best = (options.beam_size > 1 && options.temperature == 0)
-                                     ? beam_search(model, cache, batch, ids, filters, options, no_speech)
-                                     : greedy_search(model, cache, batch, ids, filters, options, no_speech, rng);
+  std::vector<Hypothesis> best =
+      (options.beam_size > 1 && options.temperature == 0)
+          ? beam_search(model, cache, batch, ids, filters, options, no_speech)
+          : greedy_search(model, cache, batch, ids, filters, options, no_speech, rng);
   for (int64_t w = 0; w < windows; ++w) {
     results[w].tokens = std::move(best[w].tokens);
     results[w].cumulative_logprob = best[w].cumulative;

@@ -15,7 +15,8 @@ Linear::Linear(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)),
 }
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
-  if (x.numel() / std::max<int64_t>(x.size(-1), 1) <= ops::kFewRows) return ops::few_rows_linear(x, weight_, bias_);
+  if (x.numel() / std::max<int64_t>(x.size(-1), 1) <= ops::kFewRows)
+    return ops::few_rows_linear(x, weight_, bias_);
   // Many rows: compute-bound, BLAS wins even after converting a float16 W per call.
   return at::linear(x, weight_.scalar_type() == at::kFloat ? weight_ : weight_.to(at::kFloat), bias_);
 }

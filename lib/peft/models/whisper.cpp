@@ -57,8 +57,8 @@ void WhisperKVCache::select(const at::Tensor& index) {
     bool grouped = n % w == 0;
     for (int64_t r = 0; grouped && r < n; ++r) grouped = p[r] / old_per_window == r / (n / w);
     if (!grouped)
-      throw ValueError("WhisperKVCache::select: the selected rows would mix the cache's " + std::to_string(w) +
-                       " windows");
+      throw ValueError("WhisperKVCache::select: the selected rows would mix the cache's " +
+                       std::to_string(w) + " windows");
   }
   for (auto* list : {&self_k, &self_v})
     for (auto& t : *list) {
@@ -240,7 +240,8 @@ class WhisperModel::Loader {
   }
   static layers::Linear hf_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in,
                                   bool bias = true) {
-    return layers::Linear(w.get_matrix(p + ".weight", {out, in}), bias ? w.get(p + ".bias", {out}) : at::Tensor());
+    return layers::Linear(w.get_matrix(p + ".weight", {out, in}),
+                          bias ? w.get(p + ".bias", {out}) : at::Tensor());
   }
   // Self-attention and MLP, the parts encoder and decoder blocks share.
   static Block hf_block(const WeightLoader& w, const std::string& p, int64_t dim, int64_t ffn) {
@@ -390,11 +391,11 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
                      " tokens exceed the decoder's context of " + std::to_string(dims_.n_text_ctx));
   if (cache.cross_k.size() != decoder_.size() || cache.self_k.size() != decoder_.size())
     throw ValueError("WhisperModel::decode: the cache was not made by start() of this model");
-  if (rows % cache.windows() != 0 ||
-      (cache.self_k.front().defined() && cache.self_k.front().size(0) != rows))
-    throw ShapeError("WhisperModel::decode: " + std::to_string(rows) + " token rows do not match the cache (" +
-                     std::to_string(cache.windows()) + " windows)");
-  at::Tensor x = at::embedding(token_embedding_, tokens).to(at::kFloat) + text_pos_.narrow(0, cache.length, t);
+  if (rows % cache.windows() != 0 || (cache.self_k.front().defined() && cache.self_k.front().size(0) != rows))
+    throw ShapeError("WhisperModel::decode: " + std::to_string(rows) +
+                     " token rows do not match the cache (" + std::to_string(cache.windows()) + " windows)");
+  at::Tensor x =
+      at::embedding(token_embedding_, tokens).to(at::kFloat) + text_pos_.narrow(0, cache.length, t);
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
     x = x + decoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), cache, i);

@@ -59,7 +59,7 @@ __attribute__((target("avx2,fma,f16c"))) inline float hsum(__m256 v) {
 // (a few KB) stay in L1 while further groups of x rows pass over them.
 template <int XR, typename W>
 __attribute__((target("avx2,fma,f16c"))) void block_avx2(const float* x, int64_t k, const W* const* wr,
-                                                          int64_t w_rows, float* out, int64_t out_stride) {
+                                                         int64_t w_rows, float* out, int64_t out_stride) {
   const int64_t k8 = k - k % 8;
   __m256 a[XR][4];
   for (auto& row : a)
@@ -81,9 +81,9 @@ __attribute__((target("avx2,fma,f16c"))) void block_avx2(const float* x, int64_t
 }
 
 template <typename W>
-__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, int64_t m_rows, int64_t k,
-                                                         const W* w, int64_t n0, int64_t n1,
-                                                         const float* bias, float* y, int64_t n) {
+__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, int64_t m_rows, int64_t k, const W* w,
+                                                        int64_t n0, int64_t n1, const float* bias, float* y,
+                                                        int64_t n) {
   for (int64_t j = n0; j < n1; j += 4) {
     const int64_t w_rows = std::min<int64_t>(4, n1 - j);
     const W* wr[4];
