@@ -6,11 +6,11 @@ No real multilingual Whisper weights can be had here, so this builds two with th
 multilingual layout (openai and CTranslate2 call a model multilingual only with a
 vocabulary of >= 51865 tokens, so a small-vocabulary model cannot stand in):
 
-  v2: 80 mel bins, vocabulary 51865, 99 languages (tiny ... large-v2)
-  v3: 128 mel bins, vocabulary 51866, 100 languages (large-v3, turbo)
+  v2: 80 mel bins, vocabulary 51865, 99 languages (tiny ... large-v2), 2 + 2 layers
+  v3: 128 mel bins, vocabulary 51866, 100 languages (large-v3, turbo), and like turbo
+      fewer decoder than encoder layers: 3 + 1
 
-both narrow (d_model 32, 4 heads, 2 layers each) with Whisper's real 1500 / 448
-positions. Every weight is weight_value(name, i) below: splitmix64 of the tensor's
+both narrow (d_model 32, 4 heads) with Whisper's real 1500 / 448 positions. Every weight is weight_value(name, i) below: splitmix64 of the tensor's
 FNV-1a name hash plus the element index, mapped to [-1, 1) and scaled by the tensor's
 kind. tests/decoding/test_whisper_multilingual.cpp computes the same float32 values, so
 no weights are committed. The tokenizer is openai-whisper's multilingual.tiktoken
@@ -62,8 +62,8 @@ SHORT = LIBRIVOX % 880
 LONG_FILES = [LIBRIVOX % n for n in (870, 880, 890, 920, 930)]
 LONG_GAP_S = 3.0  # zeros between the LONG_FILES: about 40 s in all, two windows and more
 
-D, HEADS, LAYERS = 32, 4, 2
-CONFIGS = {"v2": (80, 51865), "v3": (128, 51866)}
+D, HEADS = 32, 4
+CONFIGS = {"v2": (80, 51865, 2, 2), "v3": (128, 51866, 3, 1)}  # mels, vocab, layers
 M64 = (1 << 64) - 1
 
 TEXTS = [
@@ -226,12 +226,12 @@ class Converter(ctranslate2.converters.TransformersConverter):
         return model_class.from_pretrained(model_name_or_path, **kwargs)
 
 
-def build_model(n_mels, vocab, tmp, tokenizer_json):
+def build_model(n_mels, vocab, enc_layers, dec_layers, tmp, tokenizer_json):
     languages = vocab - 50257 - 8 - 1501
     ranks_n = 50257
     specials = dict((name, i) for i, name in special_tokens(ranks_n, languages))
     config = WhisperConfig(
-        vocab_size=vocab, num_mel_bins=n_mels, d_model=D, encoder_layers=LAYERS, decoder_layers=LAYERS,
+        vocab_size=vocab, num_mel_bins=n_mels, d_model=D, encoder_layers=enc_layers, decoder_layers=dec_layers,
         encoder_attention_heads=HEADS, decoder_attention_heads=HEADS, encoder_ffn_dim=4 * D,
         decoder_ffn_dim=4 * D, max_source_positions=1500, max_target_positions=448,
         pad_token_id=specials["<|endoftext|>"], bos_token_id=specials["<|endoftext|>"],
@@ -309,12 +309,12 @@ def main():
         "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
         "transformers": transformers.__version__,
         "tiktoken_sha256_of": "models/default/whisper-tokenizers/multilingual.tiktoken",
-        "dims": {"d_model": D, "heads": HEADS, "layers": LAYERS, "n_audio_ctx": 1500, "n_text_ctx": 448},
+        "dims": {"d_model": D, "heads": HEADS, "n_audio_ctx": 1500, "n_text_ctx": 448},
         "audio": {"short": SHORT, "long": {"files": LONG_FILES, "gap_s": LONG_GAP_S}},
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for key, (n_mels, vocab) in CONFIGS.items():
+        for key, (n_mels, vocab, enc_layers, dec_layers) in CONFIGS.items():
             languages = vocab - 50257 - 8 - 1501
             tok_json = os.path.join(tmp, "tokenizer-%s.json" % key)
             write_tokenizer_json(tok_json, ranks, languages)
@@ -322,7 +322,7 @@ def main():
             hf = Tokenizer.from_file(tok_json)
             for case in tok_fx["encode"]:
                 assert hf.encode(case["text"], add_special_tokens=False).ids == case["ids"], case["text"]
-            ct2_dir = build_model(n_mels, vocab, os.path.join(tmp, key), tok_json)
+            ct2_dir = build_model(n_mels, vocab, enc_layers, dec_layers, os.path.join(tmp, key), tok_json)
             model = WhisperModel(ct2_dir, device="cpu", compute_type="float32", cpu_threads=2)
             assert model.model.is_multilingual and model.model.n_mels == n_mels
             runs = []
@@ -344,7 +344,8 @@ def main():
             vote = {"audio": "long", "segments": 2, "threshold": 0.95, "language": lang,
                     "language_probability": prob, "all_language_probs": [[c, p] for c, p in all_probs]}
             print(key, "vote", lang, prob, flush=True)
-            doc["models"][key] = {"n_mels": n_mels, "n_vocab": vocab, "languages": languages, "runs": runs,
+            doc["models"][key] = {"n_mels": n_mels, "n_vocab": vocab, "languages": languages, "encoder_layers": enc_layers,
+                                  "decoder_layers": dec_layers, "runs": runs,
                                   "detect_language": vote}
     with open(OUT, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, indent=1)
