@@ -39,13 +39,18 @@ AUDIO             a WAV file (PCM 8/16/24/32-bit or float, any rate, any channel
                   samples with --raw-rate
 
 options:
-  --model DIR       Whisper model: a CTranslate2 directory (faster-whisper layout) or a
+  --model PATH      Whisper model: a CTranslate2 directory (faster-whisper layout), a
                     Hugging Face directory with config.json, *.safetensors and
-                    tokenizer.json (default: $PEFT_MODELS_DIR/whisper-tiny.en, where
-                    PEFT_MODELS_DIR defaults to the source tree's models/default)
+                    tokenizer.json, or an openai-whisper checkpoint file (*.pt) (default:
+                    $PEFT_MODELS_DIR/whisper-tiny.en, where PEFT_MODELS_DIR defaults to
+                    the source tree's models/default)
+  --tokenizer FILE  tokenizer.json, or openai-whisper's multilingual.tiktoken /
+                    gpt2.tiktoken (default: tokenizer.json in the model's directory, or
+                    beside the .pt file; openai's .pt files carry none)
   --beam N          beam size at temperature 0; 1 is greedy (default 5)
-  --language CODE   language of the speech for multilingual models (default en)
-  --task TASK       transcribe | translate (translate: multilingual models only)
+  --language CODE   language of the speech for multilingual models, or auto (default):
+                    detected on the first 30 s, printed to stderr and in --format json
+  --task TASK       transcribe | translate (into English; multilingual models only)
   --initial-prompt TEXT
                     text that conditions the first window (names, spelling)
   --no-condition    do not condition each window on the previous text
@@ -73,6 +78,7 @@ transcribed), 2 for bad options.
 
 struct Args {
   fs::path model;
+  fs::path tokenizer;  // empty: beside the model
   decoding::DecodingOptions decoding;
   bool vad = false;
   int batch = 0;  // 0: sequential long-form transcription
@@ -127,8 +133,11 @@ Args parse_args(int argc, char** argv) {
       a.model = value();
     } else if (arg == "--beam") {
       a.decoding.beam_size = to_int(arg, value());
+    } else if (arg == "--tokenizer") {
+      a.tokenizer = value();
     } else if (arg == "--language") {
       a.decoding.language = value();
+      if (a.decoding.language == "auto") a.decoding.language.clear();
     } else if (arg == "--task") {
       a.decoding.task = value();
     } else if (arg == "--initial-prompt") {
@@ -196,7 +205,11 @@ int main(int argc, char** argv) {
   try {
     model = models::WhisperModel::load(args.model);
     const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
-    tokenizer.emplace(dir / "tokenizer.json", model->dims().n_vocab);
+    tokenizer.emplace(args.tokenizer.empty() ? dir / "tokenizer.json" : args.tokenizer,
+                      model->dims().n_vocab);
+    if (!tokenizer->multilingual() && !args.decoding.language.empty() && args.decoding.language != "en")
+      std::cerr << "peft-transcribe: warning: the model is English-only; transcribing as English, not '"
+                << args.decoding.language << "'\n";
     if (args.vad || args.batch > 0) vad.emplace(audio::SileroVad::load(args.vad_model.string()));
   } catch (const Error& e) {
     std::cerr << "peft-transcribe: " << e.what() << "\n";
@@ -207,6 +220,7 @@ int main(int argc, char** argv) {
   for (const auto& file : args.files) {
     try {
       const std::vector<float> samples = load_audio(file, args.raw_rate);
+      decoding::TranscriptionInfo info;
       std::vector<decoding::Segment> segments;
       if (args.batch > 0) {
         decoding::BatchedOptions batched;
@@ -219,16 +233,20 @@ int main(int argc, char** argv) {
           v.threshold = args.vad_options.threshold;
           batched.vad = v;
         }
-        segments = decoding::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched);
-      } else if (args.vad) {
         segments =
-            decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding, args.vad_options);
+            decoding::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched, &info);
+      } else if (args.vad) {
+        segments = decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
+                                               args.vad_options, &info);
       } else {
-        segments = decoding::transcribe(*model, *tokenizer, samples, args.decoding);
+        segments = decoding::transcribe(*model, *tokenizer, samples, args.decoding, &info);
       }
+      if (!info.all_language_probs.empty())
+        std::cerr << "peft-transcribe: " << file << ": detected language '" << info.language
+                  << "' (probability " << info.language_probability << ")\n";
       if (args.files.size() > 1 && args.format == decoding::TranscriptFormat::kText)
         std::cout << "==> " << file << " <==\n";
-      std::cout << decoding::format_transcript(segments, args.format, file) << std::flush;
+      std::cout << decoding::format_transcript(segments, args.format, file, &info) << std::flush;
     } catch (const Error& e) {
       std::cerr << "peft-transcribe: " << e.what() << "\n";
       status = 1;

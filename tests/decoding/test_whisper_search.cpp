@@ -96,6 +96,12 @@ BOOST_AUTO_TEST_CASE(timestamps_pair_up_and_never_decrease) {
   BOOST_CHECK(disabled(b, 0, kTs0 + 30));
   BOOST_CHECK(!disabled(b, 0, 100));
   BOOST_CHECK(disabled(b, 0, kNoTimestamps));
+  // After a closed pair and text, the next timestamp is later than the pair's: every
+  // segment has a length (faster-whisper's tokens on the multilingual fixtures need this).
+  at::Tensor c = at::zeros({1, kVocab});
+  f.apply(c, {{kTs0, 100, kTs0 + 20, kTs0 + 20, 100}});
+  BOOST_CHECK(disabled(c, 0, kTs0 + 20));
+  BOOST_CHECK(!disabled(c, 0, kTs0 + 21));
 }
 
 BOOST_AUTO_TEST_CASE(timestamp_mass_forces_a_timestamp) {

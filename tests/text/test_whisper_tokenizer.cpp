@@ -222,3 +222,133 @@ BOOST_AUTO_TEST_CASE(not_a_bpe_file) {
   PEFT_CHECK_THROW_MSG(WhisperTokenizer(p, 51865), peft::FormatError,
                        {"tokenizer.json", "model.merges[0]", "'qz'"});
 }
+
+// openai-whisper's own tokenizer files (*.tiktoken, fetched by models/fetch-default)
+// against what openai-whisper's tokenizer (tiktoken) does with them
+// (tests/reference/make_whisper_multilingual_fixture.py).
+namespace {
+
+const nlohmann::json& tiktoken_fixture() {
+  static const nlohmann::json fx = load_json(fixtures_dir() / "text" / "whisper_tiktoken.json");
+  return fx;
+}
+
+std::filesystem::path tiktoken_file(const std::string& name) {
+  return peft_test::require_model_file("whisper-tokenizers/" + name);
+}
+
+void check_openai_layout(const WhisperTokenizer& t, const nlohmann::json& fx) {
+  BOOST_CHECK(t.multilingual());
+  BOOST_CHECK_EQUAL(t.vocab_size(), fx.at("model_vocab_size").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.eot(), fx.at("eot").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.sot(), fx.at("sot").get<int64_t>());
+  BOOST_CHECK(t.translate() == fx.at("translate").get<int64_t>());
+  BOOST_CHECK(t.transcribe() == fx.at("transcribe").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.sot_lm(), fx.at("sot_lm").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.sot_prev(), fx.at("sot_prev").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.no_speech(), fx.at("no_speech").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.no_timestamps(), fx.at("no_timestamps").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.timestamp_begin(), fx.at("timestamp_begin").get<int64_t>());
+  const std::vector<std::string> codes = fx.at("language_codes");
+  const Ids tokens = fx.at("language_tokens");
+  BOOST_REQUIRE_EQUAL(t.language_codes().size(), codes.size());
+  for (size_t i = 0; i < codes.size(); ++i) {
+    BOOST_CHECK_EQUAL(t.language_codes()[i], codes[i]);
+    BOOST_CHECK(t.language_token(codes[i]) == tokens[i]);
+  }
+  BOOST_CHECK_EQUAL(str(t.non_speech_tokens()), str(fx.at("non_speech_tokens").get<Ids>()));
+  BOOST_CHECK_EQUAL(str(t.sot_sequence("fr", "translate")),
+                    str(fx.at("sot_sequence_fr_translate").get<Ids>()));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(tiktoken_multilingual_99_languages) {
+  const auto& fx = tiktoken_fixture();
+  const WhisperTokenizer t(tiktoken_file("multilingual.tiktoken"), 51865);
+  check_openai_layout(t, fx.at("languages_99"));
+  BOOST_CHECK(!t.language_token("yue"));
+  for (const auto& c : fx.at("encode")) {
+    const std::string text = c.at("text");
+    const Ids expected = c.at("ids");
+    BOOST_CHECK_MESSAGE(t.encode(text) == expected,
+                        "\"" << text << "\": got " << str(t.encode(text)) << "tiktoken " << str(expected));
+    BOOST_CHECK_EQUAL(t.decode(expected), text);
+  }
+  BOOST_CHECK_EQUAL(t.decode({50256}), "");  // the file's empty token ("=")
+}
+
+// large-v3 and turbo: one more language (<|yue|>), every later special id one higher.
+BOOST_AUTO_TEST_CASE(tiktoken_multilingual_100_languages) {
+  const WhisperTokenizer t(tiktoken_file("multilingual.tiktoken"), 51866);
+  check_openai_layout(t, tiktoken_fixture().at("languages_100"));
+  BOOST_CHECK(t.language_token("yue") == 50358);
+  BOOST_CHECK(t.translate() == 50359);
+  BOOST_CHECK_EQUAL(t.timestamp_begin(), 50365);
+}
+
+// gpt2.tiktoken is what English-only models use: the same tokenizer as tiny.en's
+// tokenizer.json.
+BOOST_AUTO_TEST_CASE(tiktoken_gpt2_is_tiny_en) {
+  const auto& fx = tiktoken_fixture().at("gpt2");
+  const WhisperTokenizer t(tiktoken_file("gpt2.tiktoken"), 51864);
+  BOOST_CHECK(!t.multilingual());
+  BOOST_CHECK_EQUAL(t.eot(), fx.at("eot").get<int64_t>());
+  BOOST_CHECK_EQUAL(t.eot(), tiny_en().eot());
+  BOOST_CHECK_EQUAL(t.no_timestamps(), tiny_en().no_timestamps());
+  BOOST_CHECK_EQUAL(str(t.non_speech_tokens()), str(tiny_en().non_speech_tokens()));
+  for (const auto& c : fx.at("encode")) {
+    const std::string text = c.at("text");
+    BOOST_CHECK_EQUAL(str(t.encode(text)), str(c.at("ids").get<Ids>()));
+  }
+  for (const auto& c : fixture().at("encode")) {
+    const std::string text = c.at("text");
+    BOOST_CHECK_EQUAL(str(t.encode(text)), str(tiny_en().encode(text)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(tiktoken_errors) {
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(tiktoken_file("multilingual.tiktoken"), 51000), peft::ValueError,
+                       {"51000", "multilingual.tiktoken", "-766 language"});
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(tiktoken_file("multilingual.tiktoken"), 51867), peft::ValueError,
+                       {"51867", "101 language"});
+  peft_test::TempDir dir;
+  peft_test::write_file(dir / "bad.tiktoken", "IQ== 0\nIg== 1\nI#== 2\n");
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(dir / "bad.tiktoken", 1520), peft::FormatError,
+                       {"bad.tiktoken", "line 3", "base64"});
+  peft_test::write_file(dir / "order.tiktoken", "IQ== 0\nIg== 2\n");
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(dir / "order.tiktoken", 1520), peft::FormatError,
+                       {"order.tiktoken", "line 2", "expected 1"});
+  // "ab" cannot be made from lower-ranked tokens when "b" is missing.
+  peft_test::write_file(dir / "merge.tiktoken", "YQ== 0\nYWI= 1\n");
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(dir / "merge.tiktoken", 1520), peft::FormatError,
+                       {"merge.tiktoken", "rank 1"});
+}
+
+// A tokenizer.json with large-v3's layout: <|yue|> after the other languages, the task
+// and control tokens one id higher, vocabulary 51866.
+BOOST_AUTO_TEST_CASE(tokenizer_json_with_an_extra_language) {
+  peft_test::TempDir dir;
+  const auto p = edited_mini(dir, [](nlohmann::json& j) {
+    for (auto& a : j["added_tokens"])
+      if (a["id"].get<int64_t>() >= 50358) a["id"] = a["id"].get<int64_t>() + 1;
+    j["added_tokens"].push_back({{"id", 50358},
+                                 {"content", "<|yue|>"},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
+  });
+  const WhisperTokenizer t(p, 51866);
+  BOOST_CHECK(t.multilingual());
+  BOOST_REQUIRE_EQUAL(t.language_codes().size(), 6u);
+  BOOST_CHECK_EQUAL(t.language_codes().back(), "yue");
+  BOOST_CHECK(t.language_token("yue") == 50358);
+  BOOST_CHECK(t.translate() == 50359);
+  BOOST_CHECK(t.transcribe() == 50360);
+  BOOST_CHECK_EQUAL(t.no_timestamps(), 50364);
+  BOOST_CHECK_EQUAL(t.timestamp_begin(), 50365);
+  BOOST_CHECK_EQUAL(str(t.sot_sequence("yue", "translate")), "50258 50358 50359 ");
+  PEFT_CHECK_THROW_MSG(WhisperTokenizer(p, 51865), peft::ValueError, {"51865", "51866"});
+}

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "peft/decoding/language_detection.h"
 #include "peft/decoding/logit_filters.h"
 #include "peft/decoding/search.h"
 #include "peft/decoding/windowed_mel.h"
@@ -87,15 +88,17 @@ bool blank(const std::string& s) { return s.find_first_not_of(" \t\n\r\f\v") == 
 std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
                                         const text::WhisperTokenizer& tokenizer, audio::SileroVad& vad,
                                         const std::vector<float>& samples, const DecodingOptions& options,
-                                        const BatchedOptions& batched) {
+                                        const BatchedOptions& batched, TranscriptionInfo* info) {
   options.validate();
   if (batched.batch_size < 1)
     throw ValueError("BatchedOptions.batch_size = " + std::to_string(batched.batch_size) + ": must be >= 1");
   for (size_t i = 0; i < samples.size(); ++i)
     if (!std::isfinite(samples[i]))
       throw ValueError("transcribe_batched: sample " + std::to_string(i) + " is NaN or infinite");
-  if (tokenizer.multilingual() && options.language.empty())
-    throw ValueError("transcribe_batched: a multilingual model needs DecodingOptions.language");
+  TranscriptionInfo local;
+  TranscriptionInfo& language = info ? *info : local;
+  language = {};
+  language.language = tokenizer.multilingual() ? options.language : "en";
 
   audio::VadOptions vo;
   if (batched.vad) {
@@ -111,6 +114,17 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
   const audio::SpeechChunks speech = audio::collect_speech_chunks(samples, pieces);
   const std::vector<Chunk> chunks = join_pieces(speech, static_cast<int64_t>(kChunkSeconds * kSampleRate));
 
+  if (tokenizer.multilingual() && options.language.empty()) {
+    const WindowedLogMel mel(speech.audio.data(), speech.audio.size(), static_cast<int>(model.dims().n_mels));
+    LanguageDetectionOptions lo;
+    lo.segments = options.language_detection_segments;
+    lo.threshold = options.language_detection_threshold;
+    DetectedLanguage d = detect_language(model, tokenizer, mel, lo);
+    language.language = d.language;
+    language.language_probability = d.probability;
+    language.all_language_probs = std::move(d.all);
+  }
+
   // The prompt every chunk gets: the initial prompt (if any), the task tokens.
   std::vector<int64_t> prompt;
   std::vector<int64_t> initial = options.initial_prompt_tokens;
@@ -121,7 +135,7 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
     const size_t keep = std::min(initial.size(), static_cast<size_t>(model.dims().n_text_ctx / 2 - 1));
     prompt.insert(prompt.end(), initial.end() - static_cast<std::ptrdiff_t>(keep), initial.end());
   }
-  const auto sot = tokenizer.sot_sequence(tokenizer.multilingual() ? options.language : "", options.task);
+  const auto sot = tokenizer.sot_sequence(tokenizer.multilingual() ? language.language : "", options.task);
   prompt.insert(prompt.end(), sot.begin(), sot.end());
   if (options.without_timestamps) prompt.push_back(tokenizer.no_timestamps());
 

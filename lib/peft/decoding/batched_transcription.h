@@ -33,11 +33,14 @@ struct BatchedOptions {
 };
 
 // `samples` at 16 kHz. Throws peft::ValueError for NaN/Inf samples (naming the index) and
-// options out of range.
+// options out of range. A multilingual model without options.language detects it once,
+// on the joined speech (faster-whisper: on the chunks' features joined), for all chunks;
+// `info`, when given, receives the language.
 std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
                                         const text::WhisperTokenizer& tokenizer, audio::SileroVad& vad,
                                         const std::vector<float>& samples,
                                         const DecodingOptions& options = {},
-                                        const BatchedOptions& batched = {});
+                                        const BatchedOptions& batched = {},
+                                        TranscriptionInfo* info = nullptr);
 
 }  // namespace peft::decoding

@@ -41,6 +41,10 @@ void DecodingOptions::validate() const {
     bad("task", "\"" + task + "\"", "must be transcribe or translate");
   for (int64_t id : initial_prompt_tokens)
     if (id < 0) bad("initial_prompt_tokens", std::to_string(id), "ids must be >= 0");
+  if (!(language_detection_threshold >= 0 && language_detection_threshold <= 1))
+    bad("language_detection_threshold", str(language_detection_threshold), "must be in [0, 1]");
+  if (language_detection_segments < 1)
+    bad("language_detection_segments", std::to_string(language_detection_segments), "must be >= 1");
   if (max_new_tokens && *max_new_tokens < 1)
     bad("max_new_tokens", std::to_string(*max_new_tokens), "must be >= 1");
 }

@@ -2,7 +2,7 @@
 // 1.2.1's WhisperModel.transcribe (which drives CTranslate2's generate). Options of
 // faster-whisper left out here: prefix, hotwords, word timestamps, clip timestamps,
 // VAD, multilingual re-detection per window, repetition penalties (their defaults are
-// no-ops).
+// no-ops). As in faster-whisper, no language means: detect it (multilingual models).
 #pragma once
 
 #include <cstdint>
@@ -29,8 +29,10 @@ struct DecodingOptions {
   std::vector<int64_t> suppress_tokens = {-1};  // -1 expands to the tokenizer's non-speech tokens
   bool without_timestamps = false;
   float max_initial_timestamp = 1.0f;  // seconds: the first timestamp cannot be later
-  std::string language = "en";         // multilingual models only ("" is not detected here)
-  std::string task = "transcribe";     // or "translate"
+  std::string language;                // multilingual models: "" detects it on the first window(s)
+  std::string task = "transcribe";     // or "translate" (into English)
+  float language_detection_threshold = 0.5f;  // a window's top language above this is taken
+  int language_detection_segments = 1;        // windows examined at most (language_detection.h)
   std::optional<int> max_new_tokens;   // per window; default: CTranslate2's max_length / 2
   uint64_t seed = 0;                   // sampling at temperature > 0
 

@@ -74,8 +74,9 @@ void LogitFilters::apply_timestamp_rules(float* row, int64_t vocab,
 
   bool check_mass = true;
   const int64_t last = generated.back();
+  const int64_t penultimate = generated.size() >= 2 ? generated[generated.size() - 2] : last;
+  const bool open_end = is_timestamp(last) && !is_timestamp(penultimate);
   if (is_timestamp(last)) {
-    const int64_t penultimate = generated.size() >= 2 ? generated[generated.size() - 2] : last;
     if (is_timestamp(penultimate)) {
       // A closed pair (or the opening timestamp alone): text or <|endoftext|> must follow.
       disable_range(row, ts_begin, vocab);
@@ -85,10 +86,12 @@ void LogitFilters::apply_timestamp_rules(float* row, int64_t vocab,
       disable_range(row, 0, config_.eot);
     }
   }
-  // Timestamps never go back in time (an equal one may repeat, as in CTranslate2).
+  // Timestamps never go back in time. Only a segment's closing timestamp may equal the
+  // one before it; after a closed pair or text the next one must be later, so that
+  // every segment has a nonzero length (openai's rule, which CTranslate2 4.x applies).
   for (auto it = generated.rbegin(); it != generated.rend(); ++it)
     if (is_timestamp(*it)) {
-      disable_range(row, ts_begin, *it);
+      disable_range(row, ts_begin, open_end ? *it : *it + 1);
       break;
     }
   if (check_mass && timestamp_mass_wins(row, vocab, ts_begin)) disable_range(row, 0, ts_begin);

@@ -34,7 +34,7 @@ std::string format_timestamp(double seconds, char millis_separator) {
 }
 
 std::string format_transcript(const std::vector<Segment>& segments, TranscriptFormat format,
-                              const std::string& source) {
+                              const std::string& source, const TranscriptionInfo* info) {
   std::string out;
   switch (format) {
     case TranscriptFormat::kText: {
@@ -70,6 +70,10 @@ std::string format_transcript(const std::vector<Segment>& segments, TranscriptFo
         all += s.text;
       }
       j["text"] = trim(all);
+      if (info) {
+        j["language"] = info->language;
+        j["language_probability"] = info->language_probability;
+      }
       // Decoded text is valid UTF-8 (the tokenizer replaces broken sequences), but never
       // let a stray byte turn into an exception here.
       return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

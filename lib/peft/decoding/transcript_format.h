@@ -17,9 +17,10 @@ TranscriptFormat parse_transcript_format(const std::string& name);
 // The whole transcript in `format`. Text: segment texts joined, trimmed, one line.
 // SRT/VTT: one cue per segment, times "HH:MM:SS,mmm" / "HH:MM:SS.mmm". JSON: {"source",
 // "segments": [{start, end, text, tokens, avg_logprob, no_speech_prob, temperature,
-// compression_ratio}], "text"}.
+// compression_ratio}], "text"}, plus "language" and "language_probability" when `info`
+// is given.
 std::string format_transcript(const std::vector<Segment>& segments, TranscriptFormat format,
-                              const std::string& source = "");
+                              const std::string& source = "", const TranscriptionInfo* info = nullptr);
 
 // "HH:MM:SS<sep>mmm" with milliseconds rounded; negative times clamp to 0.
 std::string format_timestamp(double seconds, char millis_separator);

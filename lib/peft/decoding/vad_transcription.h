@@ -11,10 +11,12 @@
 
 namespace peft::decoding {
 
-// `samples` at 16 kHz. No speech found: no segments (the model is not run).
-std::vector<Segment> transcribe_speech(const models::WhisperModel& model, const text::WhisperTokenizer& tokenizer,
-                                       audio::SileroVad& vad, const std::vector<float>& samples,
-                                       const DecodingOptions& options = {},
-                                       const audio::VadOptions& vad_options = {});
+// `samples` at 16 kHz. No speech found: no segments (the model is not run). A language
+// to detect is detected on the speech, as faster-whisper's vad_filter does.
+std::vector<Segment> transcribe_speech(const models::WhisperModel& model,
+                                       const text::WhisperTokenizer& tokenizer, audio::SileroVad& vad,
+                                       const std::vector<float>& samples, const DecodingOptions& options = {},
+                                       const audio::VadOptions& vad_options = {},
+                                       TranscriptionInfo* info = nullptr);
 
 }  // namespace peft::decoding

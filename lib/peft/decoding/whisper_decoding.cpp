@@ -65,7 +65,7 @@ class Transcriber {
     sot_sequence_ = tok_.sot_sequence(tok_.multilingual() ? opt_.language : "", opt_.task);
   }
 
-  std::vector<Segment> run(const std::vector<float>& samples);
+  std::vector<Segment> run(const std::vector<float>& samples, TranscriptionInfo& info);
 
  private:
   std::vector<int64_t> prompt(const std::vector<int64_t>& previous) const;
@@ -192,14 +192,23 @@ void Transcriber::split(const std::vector<int64_t>& tokens, int64_t seek, int64_
   }
 }
 
-std::vector<Segment> Transcriber::run(const std::vector<float>& samples) {
+std::vector<Segment> Transcriber::run(const std::vector<float>& samples, TranscriptionInfo& info) {
   std::vector<Segment> segments;
+  info = {};
+  info.language = tok_.multilingual() ? opt_.language : "en";  // faster-whisper: .en models say "en"
   if (samples.empty()) return segments;
-  if (tok_.multilingual() && opt_.language.empty())
-    throw ValueError(
-        "transcribe: a multilingual model needs DecodingOptions.language (no language detection yet)");
   const WindowedLogMel mel(samples.data(), samples.size(), static_cast<int>(model_.dims().n_mels));
   const int64_t content_frames = mel.content_frames();
+  if (tok_.multilingual() && opt_.language.empty()) {
+    LanguageDetectionOptions lo;
+    lo.segments = opt_.language_detection_segments;
+    lo.threshold = opt_.language_detection_threshold;
+    DetectedLanguage d = detect_language(model_, tok_, mel, lo);
+    info.language = d.language;
+    info.language_probability = d.probability;
+    info.all_language_probs = std::move(d.all);
+    sot_sequence_ = tok_.sot_sequence(info.language, opt_.task);
+  }
 
   std::vector<int64_t> all_tokens;
   for (int64_t id : opt_.initial_prompt_tokens)
@@ -277,10 +286,12 @@ std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tokenizer,
 }
 
 std::vector<Segment> transcribe(const models::WhisperModel& model, const text::WhisperTokenizer& tokenizer,
-                                const std::vector<float>& samples, const DecodingOptions& options) {
+                                const std::vector<float>& samples, const DecodingOptions& options,
+                                TranscriptionInfo* info) {
   options.validate();
   Transcriber transcriber(model, tokenizer, options);
-  return transcriber.run(samples);
+  TranscriptionInfo local;
+  return transcriber.run(samples, info ? *info : local);
 }
 
 }  // namespace peft::decoding

@@ -15,7 +15,12 @@
 //   - a window whose no-speech probability is over the threshold and whose logprob is
 //     low is skipped.
 //
-//   auto segments = peft::decoding::transcribe(*model, tokenizer, samples, options);
+// A multilingual model given no language first detects it (language_detection.h) on the
+// audio's first window(s), as faster-whisper does.
+//
+//   TranscriptionInfo info;
+//   auto segments = peft::decoding::transcribe(*model, tokenizer, samples, options, &info);
+//   info.language, info.language_probability
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "peft/decoding/decoding_options.h"
+#include "peft/decoding/language_detection.h"
 
 namespace peft::models {
 class WhisperModel;
@@ -44,10 +50,19 @@ struct Segment {
   double compression_ratio = 0;
 };
 
+// faster-whisper's TranscriptionInfo, language part.
+struct TranscriptionInfo {
+  std::string language;            // the language decoded: given, detected, or "en" (English-only model)
+  float language_probability = 1;  // of the detected language; 1 when it was not detected
+  std::vector<LanguageProbability> all_language_probs;  // when detected, highest first
+};
+
 // `samples`: 16 kHz mono in [-1, 1]. No samples: no segments. Throws peft::ValueError
-// for a NaN or infinite sample (naming its index) and for options out of range.
+// for a NaN or infinite sample (naming its index) and for options out of range. `info`,
+// when given, receives the language (detected or not).
 std::vector<Segment> transcribe(const models::WhisperModel& model, const text::WhisperTokenizer& tokenizer,
-                                const std::vector<float>& samples, const DecodingOptions& options = {});
+                                const std::vector<float>& samples, const DecodingOptions& options = {},
+                                TranscriptionInfo* info = nullptr);
 
 // gzip (zlib level 6) compression ratio of `text`'s UTF-8 bytes, as faster-whisper computes it.
 double compression_ratio(const std::string& text);

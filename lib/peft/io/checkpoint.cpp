@@ -9,6 +9,7 @@
 #include "peft/io/gguf_quants.h"
 #include "peft/io/half.h"
 #include "peft/io/safetensors.h"
+#include "peft/io/torch_pickle_checkpoint.h"
 
 namespace peft::io {
 
@@ -86,8 +87,11 @@ std::unique_ptr<Checkpoint> open_file(const std::filesystem::path& p) {
   if (ends_with(".index.json")) return std::make_unique<SafetensorsCheckpoint>(p);
   if (ends_with(".safetensors")) return std::make_unique<SafetensorsCheckpoint>(p);
   if (ends_with(".bin") && Ct2Checkpoint::looks_like_ct2(p)) return std::make_unique<Ct2Checkpoint>(p);
+  if (TorchPickleCheckpoint::looks_like_torch_zip(p)) return std::make_unique<TorchPickleCheckpoint>(p);
   if (ends_with(".gguf")) return std::make_unique<GgufCheckpoint>(p);  // says what is wrong
-  throw FormatError(p.string(), "", "not a recognised checkpoint (safetensors, GGUF or CTranslate2 model.bin)");
+  if (ends_with(".pt") || ends_with(".pth")) return std::make_unique<TorchPickleCheckpoint>(p);  // likewise
+  throw FormatError(p.string(), "",
+                    "not a recognised checkpoint (safetensors, GGUF, CTranslate2 model.bin or torch.save .pt)");
 }
 }  // namespace
 

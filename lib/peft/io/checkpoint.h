@@ -75,7 +75,8 @@ class Checkpoint {
 // Opens a checkpoint, choosing the format from what is at `path`:
 // - a directory: model.safetensors.index.json (sharded), model.safetensors, model.bin
 //   (CTranslate2), or a single *.gguf / *.safetensors file in it;
-// - a file: by its magic bytes (GGUF), name (.safetensors, .index.json), or CT2 header.
+// - a file: by its magic bytes (GGUF), name (.safetensors, .index.json, .pt / .pth: a
+//   torch.save zip, see torch_pickle_checkpoint.h), or CT2 header.
 // Throws NotFoundError / FormatError / IoError naming the path.
 std::unique_ptr<Checkpoint> open_checkpoint(const std::filesystem::path& path);
 

@@ -1,4 +1,4 @@
-// Whisper in one file: loading (CTranslate2 and Hugging Face layouts), the encoder,
+// Whisper in one file: loading (CTranslate2, Hugging Face and openai layouts), the encoder,
 // and the decoder with its KV cache.
 #include "peft/models/whisper.h"
 
@@ -174,6 +174,50 @@ class WhisperModel::Loader {
     }
   }
 
+  // openai-whisper's own checkpoint (.pt): {"dims", "model_state_dict"} with model.py's
+  // names. The encoder's sinusoidal positions are a persistent buffer there, so they are
+  // in the state dict like every other tensor.
+  static void from_openai(WhisperModel& m, const io::Checkpoint& ckpt) {
+    const WeightLoader w(ckpt);
+    const auto dims_it = ckpt.metadata().find("dims");
+    if (dims_it == ckpt.metadata().end() || !dims_it->is_object())
+      throw NotFoundError(ckpt.path() + ": no 'dims' dict (openai's ModelDimensions) beside the state dict");
+    const nlohmann::json& dims = *dims_it;
+    const std::string where = ckpt.path() + " dims";
+    WhisperDims& d = m.dims_;
+    d.n_mels = io::json_get<int64_t>(dims, "n_mels", where);
+    d.n_audio_ctx = io::json_get<int64_t>(dims, "n_audio_ctx", where);
+    d.n_audio_state = io::json_get<int64_t>(dims, "n_audio_state", where);
+    d.n_audio_head = io::json_get<int64_t>(dims, "n_audio_head", where);
+    d.n_audio_layer = io::json_get<int64_t>(dims, "n_audio_layer", where);
+    d.n_vocab = io::json_get<int64_t>(dims, "n_vocab", where);
+    d.n_text_ctx = io::json_get<int64_t>(dims, "n_text_ctx", where);
+    d.n_text_state = io::json_get<int64_t>(dims, "n_text_state", where);
+    d.n_text_head = io::json_get<int64_t>(dims, "n_text_head", where);
+    d.n_text_layer = io::json_get<int64_t>(dims, "n_text_layer", where);
+    check_dims(ckpt, d);
+
+    const int64_t da = d.n_audio_state, dt = d.n_text_state;
+    m.conv1_w_ = w.get("encoder.conv1.weight", {da, d.n_mels, 3});
+    m.conv1_b_ = w.get("encoder.conv1.bias", {da});
+    m.conv2_w_ = w.get("encoder.conv2.weight", {da, da, 3});
+    m.conv2_b_ = w.get("encoder.conv2.bias", {da});
+    m.audio_pos_ = w.get("encoder.positional_embedding", {d.n_audio_ctx, da});
+    for (int64_t i = 0; i < d.n_audio_layer; ++i)
+      m.encoder_.push_back(openai_block(w, "encoder.blocks." + std::to_string(i) + ".", da));
+    m.ln_post_ = hf_norm(w, "encoder.ln_post", da);
+    m.token_embedding_ = w.get("decoder.token_embedding.weight", {d.n_vocab, dt});
+    m.text_pos_ = w.get("decoder.positional_embedding", {d.n_text_ctx, dt});
+    for (int64_t i = 0; i < d.n_text_layer; ++i) {
+      const std::string p = "decoder.blocks." + std::to_string(i) + ".";
+      Block b = openai_block(w, p, dt);
+      b.cross_attn_ln = hf_norm(w, p + "cross_attn_ln", dt);
+      b.cross_attn = openai_attention(w, p + "cross_attn.", dt, da);
+      m.decoder_.push_back(std::move(b));
+    }
+    m.ln_ = hf_norm(w, "decoder.ln", dt);
+  }
+
  private:
   static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
                               const std::string& suffix) {
@@ -208,8 +252,10 @@ class WhisperModel::Loader {
     b.attn_ln = ct2_norm(w, p + "self_attention/layer_norm", dim);
     b.attn = ct2_fused_self_attention(w, p + "self_attention/", dim);
     b.mlp_ln = ct2_norm(w, p + "ffn/layer_norm", dim);
-    b.fc1 = ct2_linear(w, p + "ffn/linear_0", 4 * dim, dim);
-    b.fc2 = ct2_linear(w, p + "ffn/linear_1", dim, 4 * dim);
+    // The hidden width as stored: 4 x width for openai's models, free in converted ones.
+    const int64_t ffn = w.shape(p + "ffn/linear_0/weight").at(0);
+    b.fc1 = ct2_linear(w, p + "ffn/linear_0", ffn, dim);
+    b.fc2 = ct2_linear(w, p + "ffn/linear_1", dim, ffn);
     return b;
   }
   static Attention ct2_fused_self_attention(const WeightLoader& w, const std::string& p, int64_t dim) {
@@ -253,6 +299,25 @@ class WhisperModel::Loader {
     b.fc2 = hf_linear(w, p + "fc2", dim, ffn);
     return b;
   }
+  // openai's model.py: the same ".weight"/".bias" suffixes as Hugging Face, other module
+  // names, and an MLP of 4 x width.
+  static Block openai_block(const WeightLoader& w, const std::string& p, int64_t dim) {
+    Block b;
+    b.attn_ln = hf_norm(w, p + "attn_ln", dim);
+    b.attn = openai_attention(w, p + "attn.", dim, dim);
+    b.mlp_ln = hf_norm(w, p + "mlp_ln", dim);
+    b.fc1 = hf_linear(w, p + "mlp.0", 4 * dim, dim);
+    b.fc2 = hf_linear(w, p + "mlp.2", dim, 4 * dim);
+    return b;
+  }
+  static Attention openai_attention(const WeightLoader& w, const std::string& p, int64_t dim, int64_t kv_in) {
+    Attention a;
+    a.query = hf_linear(w, p + "query", dim, dim);
+    a.key = hf_linear(w, p + "key", dim, kv_in, /*bias=*/false);
+    a.value = hf_linear(w, p + "value", dim, kv_in);
+    a.out = hf_linear(w, p + "out", dim, dim);
+    return a;
+  }
   static Attention hf_attention(const WeightLoader& w, const std::string& p, int64_t dim, int64_t kv_in) {
     Attention a;
     a.query = hf_linear(w, p + "q_proj", dim, dim);
@@ -273,6 +338,8 @@ std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckp
   m->source_ = ckpt.path();
   if (ckpt.format() == "ct2") {
     Loader::from_ct2(*m, ckpt);
+  } else if (ckpt.format() == "pytorch") {
+    Loader::from_openai(*m, ckpt);
   } else {
     const auto config_path = std::filesystem::path(ckpt.path()).parent_path() / "config.json";
     const nlohmann::json config = io::read_json_file(config_path);

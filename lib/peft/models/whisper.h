@@ -60,8 +60,10 @@ struct WhisperKVCache {
 
 class WhisperModel {
  public:
-  // Loads from a CTranslate2 directory (model.bin, faster-whisper layout) or a Hugging
-  // Face directory (config.json + model.safetensors or shards). Throws peft::Error
+  // Loads from a CTranslate2 directory (model.bin, faster-whisper layout), a Hugging
+  // Face directory (config.json + model.safetensors or shards), or an openai-whisper
+  // checkpoint file (*.pt: dims + model_state_dict). Every size (mel bins, widths,
+  // heads, layers, vocabulary, contexts) comes from the checkpoint. Throws peft::Error
   // subclasses naming the file and tensor on missing tensors or wrong shapes.
   static std::shared_ptr<const WhisperModel> load(const std::filesystem::path& path);
   static std::shared_ptr<const WhisperModel> load(const io::Checkpoint& ckpt);

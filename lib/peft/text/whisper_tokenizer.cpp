@@ -1,11 +1,13 @@
 #include "peft/text/whisper_tokenizer.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 #include "peft/error.h"
 #include "peft/io/hf_config.h"
 #include "peft/text/byte_level_bpe.h"
+#include "peft/text/tiktoken_ranks.h"
 #include "peft/text/unicode.h"
 
 namespace peft::text {
@@ -18,6 +20,17 @@ constexpr int64_t kTimestampCount = 1501;
 // many entries. English-only tokenizer files list the language and task tokens too
 // (tiny.en's has <|en|> .. <|su|>, <|translate|>), so their presence alone says nothing.
 constexpr int64_t kMultilingualMinVocab = 51865;
+// <|endoftext|>, <|startoftranscript|>, the two tasks, startoflm, startofprev, nospeech,
+// notimestamps: the special tokens besides languages and timestamps.
+constexpr int64_t kControlTokens = 8;
+// openai tokenizer.py's LANGUAGES, in token order (large-v3 added "yue", the 100th).
+constexpr const char* kLanguageCodes[] = {
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt",  "tr", "pl", "ca", "nl", "ar", "sv", "it", "id",
+    "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro",  "da", "hu", "ta", "no", "th", "ur", "hr", "bg",
+    "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv",  "bn", "sr", "az", "sl", "kn", "et", "mk", "br",
+    "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw",  "gl", "mr", "pa", "si", "km", "sn", "yo", "so",
+    "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi",  "lo", "uz", "fo", "ht", "ps", "tk", "nn", "mt",
+    "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln", "ha", "ba", "jw", "su", "yue"};
 
 // "<|xx|>" with 2 or 3 lowercase ASCII letters: the shape of every Whisper language
 // token (en, haw, yue, ...). Task and control tokens are longer.
@@ -37,17 +50,46 @@ WhisperTokenizer::~WhisperTokenizer() = default;
 WhisperTokenizer::WhisperTokenizer(WhisperTokenizer&&) noexcept = default;
 WhisperTokenizer& WhisperTokenizer::operator=(WhisperTokenizer&&) noexcept = default;
 
-WhisperTokenizer::WhisperTokenizer(const std::filesystem::path& tokenizer_json, int64_t model_vocab_size) {
-  const io::HfTokenizerFile file = io::read_hf_tokenizer(tokenizer_json);
-  origin_ = file.path;
-  if (file.model_type != "BPE")
-    throw FormatError(origin_, "model.type", "expected BPE for Whisper, got " + file.model_type);
-  bpe_ = std::make_unique<ByteLevelBpe>(file.vocab, file.merges, origin_);
+WhisperTokenizer::WhisperTokenizer(const std::filesystem::path& file, int64_t model_vocab_size) {
+  std::vector<io::AddedToken> added;
+  int64_t id_count = 0;  // largest id the file itself lists, + 1
+  if (file.extension() == ".tiktoken") {
+    // openai's layout (tokenizer.py get_encoding): after the N ranks come <|endoftext|>,
+    // <|startoftranscript|>, one token per language, the task and control tokens, then
+    // the timestamps. The file does not say how many languages the model has; the
+    // model's vocabulary does (openai's num_languages = n_vocab - 51765 - multilingual).
+    const TiktokenBpe t = read_tiktoken(file);
+    origin_ = t.path;
+    bpe_ = std::make_unique<ByteLevelBpe>(t.vocab, t.merges, origin_);
+    const int64_t languages = model_vocab_size - t.size - kControlTokens - kTimestampCount;
+    if (languages < 1 || languages > static_cast<int64_t>(std::size(kLanguageCodes)))
+      throw ValueError(origin_ + ": the model's vocabulary of " + std::to_string(model_vocab_size) +
+                       " tokens does not fit these " + std::to_string(t.size) +
+                       " BPE ranks plus Whisper's special "
+                       "tokens (it would leave " +
+                       std::to_string(languages) + " language tokens, expected 1 to " +
+                       std::to_string(std::size(kLanguageCodes)) + ")");
+    std::vector<std::string> names = {"<|endoftext|>", "<|startoftranscript|>"};
+    for (int64_t i = 0; i < languages; ++i) names.push_back(std::string("<|") + kLanguageCodes[i] + "|>");
+    for (const char* n : {"<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
+                          "<|nospeech|>", "<|notimestamps|>"})
+      names.push_back(n);
+    for (const auto& n : names) added.push_back({t.size + static_cast<int64_t>(added.size()), n, true});
+    id_count = t.size + static_cast<int64_t>(added.size());
+  } else {
+    const io::HfTokenizerFile f = io::read_hf_tokenizer(file);
+    origin_ = f.path;
+    if (f.model_type != "BPE")
+      throw FormatError(origin_, "model.type", "expected BPE for Whisper, got " + f.model_type);
+    bpe_ = std::make_unique<ByteLevelBpe>(f.vocab, f.merges, origin_);
+    added = f.added_tokens;
+    id_count = f.id_count();
+  }
 
-  for (const auto& t : file.added_tokens) added_.emplace_back(t.id, t.content);
+  for (const auto& t : added) added_.emplace_back(t.id, t.content);
   std::sort(added_.begin(), added_.end());
   added_special_.resize(added_.size());
-  for (const auto& t : file.added_tokens) {
+  for (const auto& t : added) {
     const auto it = std::lower_bound(added_.begin(), added_.end(), std::make_pair(t.id, t.content));
     added_special_[static_cast<size_t>(it - added_.begin())] = t.special;
   }
@@ -74,8 +116,8 @@ WhisperTokenizer::WhisperTokenizer(const std::filesystem::path& tokenizer_json, 
                      std::to_string(timestamp_begin_ + kTimestampCount) +
                      " (<|notimestamps|> = " + std::to_string(no_timestamps_) + ", then " +
                      std::to_string(kTimestampCount) + " timestamp tokens)");
-  if (file.id_count() > model_vocab_size)
-    throw ValueError(origin_ + ": token ids reach " + std::to_string(file.id_count() - 1) +
+  if (id_count > model_vocab_size)
+    throw ValueError(origin_ + ": token ids reach " + std::to_string(id_count - 1) +
                      ", beyond the model's vocabulary of " + std::to_string(model_vocab_size));
   vocab_size_ = model_vocab_size;
 

@@ -1,4 +1,5 @@
-// Whisper's tokenizer: byte-level BPE from the checkpoint's tokenizer.json plus
+// Whisper's tokenizer: byte-level BPE from the checkpoint's tokenizer.json (or
+// openai-whisper's *.tiktoken ranks, the tokenizer of its .pt checkpoints) plus
 // Whisper's special tokens (start of transcript, languages, tasks, timestamps). Ids are
 // read from the file, never assumed: .en and multilingual vocabularies differ by one,
 // large-v3 by two. Timestamp tokens <|0.00|> .. <|30.00|> follow <|notimestamps|> even
@@ -19,9 +20,13 @@ class ByteLevelBpe;
 
 class WhisperTokenizer {
  public:
-  // `model_vocab_size`: the decoder's output size; the tokenizer's ids (with the 1501
-  // timestamp tokens) must fit it exactly, else ValueError naming both sizes.
-  WhisperTokenizer(const std::filesystem::path& tokenizer_json, int64_t model_vocab_size);
+  // `file`: a Hugging Face tokenizer.json, or a *.tiktoken file (openai-whisper's
+  // multilingual.tiktoken / gpt2.tiktoken) whose special tokens are laid out as openai's
+  // tokenizer.py does, with as many languages as `model_vocab_size` leaves room for (99,
+  // or 100 for large-v3's 51866). `model_vocab_size`: the decoder's output size; the
+  // tokenizer's ids (with the 1501 timestamp tokens) must fit it exactly, else
+  // ValueError naming both sizes.
+  WhisperTokenizer(const std::filesystem::path& file, int64_t model_vocab_size);
   ~WhisperTokenizer();
   WhisperTokenizer(WhisperTokenizer&&) noexcept;
   WhisperTokenizer& operator=(WhisperTokenizer&&) noexcept;
