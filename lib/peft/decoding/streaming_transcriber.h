@@ -51,6 +51,11 @@
 // are relative to a decode window, meaningless here); avg_logprob, no_speech_prob,
 // temperature and compression_ratio are those of the decode the segment came from.
 //
+// Cost. push() runs its decodes before returning. Each is one transcribe() of the
+// buffer: the encoder on a whole 30 s window plus the decoder on the buffer's tokens
+// (more with temperature fallback: DecodingOptions::temperatures = {0} bounds it), so
+// live use needs step_seconds above the time of one decode.
+//
 // One instance per stream, not to be shared between threads; the model and tokenizer
 // may be shared by any number of streams.
 #pragma once
