@@ -13,15 +13,18 @@
 // How it works. The audio not yet committed is kept in a buffer (at most one 30 s
 // Whisper window). Every `step_seconds` of new audio, the buffer is transcribed with
 // transcribe() (whisper_decoding.h), its prompt being the tail of the committed text,
-// so the model continues what was already said. A segment is committed when
-//   - its text tokens lie inside the longest common token prefix of this decode and the
-//     previous one (two decodes of growing audio agree), and
-//   - it ended before the previous decode's audio did (both decodes heard all of it);
-// and the committed segments are the leading ones, in order. Agreement is checked on
-// the token sequence rather than segment by segment so that two decodes that cut the
-// same words into segments differently still agree; the cut itself is always a segment
-// boundary of this decode, the only places where Whisper tells us a time. The buffer is
-// then trimmed at the last committed segment's end, so the next decode starts there.
+// so the model continues what was already said. The leading segments of a decode whose
+// text tokens lie inside the longest common token prefix of this decode and the
+// previous one (two decodes of growing audio agree) are committed, in order. Agreement
+// is checked on the token sequence rather than segment by segment so that two decodes
+// that cut the same words into segments differently still agree; the cut itself is
+// always a segment boundary of this decode, the only places where Whisper tells us a
+// time. A whole segment must agree, closing punctuation included, so a word cut by
+// the end of the buffer rarely does. (Requiring also that the segment end before the
+// previous decode's audio did was tried: Whisper ends the last segment at the end of
+// the audio when the speaker pauses, so every sentence waited for the next one.) The
+// buffer is then trimmed at the last committed segment's end, where the next decode
+// starts.
 //
 // Bounded latency. Decodes happen when the stream reaches step, 2 step, 3 step, ...
 // seconds of audio since the last reset, however the audio is cut into pushes (so the
@@ -46,7 +49,9 @@
 // into the window, so speech starting later would get an early start time.
 //
 // Times are stream seconds: timeline_offset (see reset()) + samples since the reset /
-// 16000. Segment::seek is the decode window's first frame on that stream (10 ms frames
+// 16000. They are Whisper's segment timestamps, clamped to the audio fed: coarse (see
+// tests/decoding/test_whisper_long_audio.cpp), a segment often ending where the next
+// speech starts. Segment::seek is the decode window's first frame on that stream (10 ms frames
 // since the reset); Segment::tokens holds the text tokens only (the timestamp tokens
 // are relative to a decode window, meaningless here); avg_logprob, no_speech_prob,
 // temperature and compression_ratio are those of the decode the segment came from.
