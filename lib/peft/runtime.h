@@ -11,10 +11,13 @@ struct RuntimeInfo {
   int threads = 1;           // at::get_num_threads() after configure_runtime
   std::string blas_library;  // resolved path of the loaded libblas.so.3 ("" if none)
   bool blas_is_openblas = false;
+  int blas_threads =
+      0;  // 1 when OpenBLAS was set to one thread (libtorch's pool does the parallel work); 0: untouched
   std::string torch_version;
 };
 
-// Sets libtorch's intra-op thread count (`threads` <= 0: all online cores) and, the
+// Sets libtorch's intra-op thread count (`threads` <= 0: all online cores), OpenBLAS's
+// own pool to one thread (see runtime.cpp for why), and, the
 // first time it is called in a process, warns on stderr when the BLAS in use is not
 // OpenBLAS. Safe to call from several threads.
 RuntimeInfo configure_runtime(int threads = 0);

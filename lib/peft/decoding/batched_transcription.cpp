@@ -172,14 +172,16 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
   std::vector<Segment> segments;
   for (size_t first = 0; first < chunks.size(); first += static_cast<size_t>(batched.batch_size)) {
     const size_t count = std::min(chunks.size() - first, static_cast<size_t>(batched.batch_size));
-    std::vector<at::Tensor> mels;
+    // Each chunk's log-mel on its own (its own max - 8 floor), as the pipeline does, and
+    // encoded on its own: the encoder's GEMMs are already large, and its attention scores
+    // ([heads, 1500, 1500] per layer) would take hundreds of MB for a whole batch at once.
+    std::vector<at::Tensor> encoded;
     for (size_t i = first; i < first + count; ++i) {
-      // Each chunk's log-mel on its own (its own max - 8 floor), as the pipeline does.
       const WindowedLogMel mel(speech.audio.data() + chunks[i].offset, static_cast<size_t>(chunks[i].length),
                                static_cast<int>(model.dims().n_mels));
-      mels.push_back(mel.window(0));
+      encoded.push_back(model.encode(mel.window(0).unsqueeze(0)));
     }
-    const at::Tensor features = model.encode(at::stack(mels));
+    const at::Tensor features = at::cat(encoded, 0);
     const std::vector<WindowResult> results =
         generate_windows(model, features, prompt, ids, filters, so, rng);
     for (size_t j = 0; j < count; ++j) {
