@@ -3,6 +3,7 @@
 #include "peft/models/whisper.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 
@@ -31,17 +32,30 @@ at::Tensor merge_heads(const at::Tensor& x) {
   return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
 }
 
-// Scaled dot-product attention. With `causal_offset` >= 0, query i (at absolute
-// position causal_offset + i) sees keys 0 .. causal_offset + i only.
+// Scaled dot-product attention, q [B, H, Tq, Dh], k/v [B, H, Tk, Dh] (any strides) ->
+// [B, H, Tq, Dh]. With `causal_offset` >= 0, query i (at absolute position
+// causal_offset + i) sees keys 0 .. causal_offset + i only.
+//
+// Heads are spread over libtorch's threads, each head's two products and softmax on one
+// thread: batched matmul runs its GEMMs one after the other, and BLAS itself is kept on
+// one thread (see runtime.cpp), so without this the encoder's attention used one core.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t causal_offset) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)).mul_(scale);
-  const int64_t tq = q.size(2), tk = k.size(2);
-  if (causal_offset >= 0 && tq > 1) {
-    at::Tensor mask = at::ones({tq, tk}, at::TensorOptions().dtype(at::kBool)).triu_(causal_offset + 1);
-    scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
-  }
-  return at::matmul(at::softmax(scores, -1), v);
+  const int64_t b = q.size(0), h = q.size(1), tq = q.size(2), tk = k.size(2);
+  at::Tensor mask;
+  if (causal_offset >= 0 && tq > 1)
+    mask = at::ones({tq, tk}, at::TensorOptions().dtype(at::kBool)).triu_(causal_offset + 1);
+  at::Tensor out = at::empty({b, h, tq, v.size(3)}, q.options());
+  at::parallel_for(0, b * h, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t bi = i / h, hi = i % h;
+      at::Tensor scores = at::mm(q[bi][hi], k[bi][hi].t()).mul_(scale);
+      if (mask.defined()) scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
+      at::Tensor o = out[bi][hi];
+      at::mm_out(o, at::softmax(scores, -1), v[bi][hi]);
+    }
+  });
+  return out;
 }
 
 }  // namespace
