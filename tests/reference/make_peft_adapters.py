@@ -25,11 +25,14 @@ Mode 1 (no argument) writes, under tests/fixtures/peft/:
                       directory by PeftModel.from_pretrained (so the files are checked too).
 
 Mode 2 (`--check DIR`) loads every adapter directory under DIR (written by our
-PeftAdapter::save: the test writes them when PEFT_ADAPTER_EXPORT_DIR is set) with
-PeftModel.from_pretrained on the fixture base, and writes
-tests/fixtures/peft/peft_loads_ours.json: per adapter the config peft parsed, the state
-dict keys and shapes peft loaded, and the largest relative difference between its logits
-and the reference logits above.
+PeftAdapter::save: the test writes them when PEFT_ADAPTER_EXPORT_DIR is set: the three
+above re-saved, and ours_lora / ours_adalora, made by the test from configs built in
+code) with PeftModel.from_pretrained on the fixture base, and writes
+  tests/fixtures/peft/peft_loads_ours.json: per adapter the config peft parsed, the
+      state dict keys and shapes peft loaded, and (for the three above) the largest
+      relative difference between its logits and the reference logits;
+  tests/fixtures/peft/peft_logits_of_ours.safetensors: peft's logits [2, 8, 96] with
+      each adapter, which the test compares with its own.
 
 Usage (repository root):
     /tmp/peft-ref/bin/python tests/reference/make_peft_adapters.py
@@ -184,6 +187,7 @@ def generate():
 def check(ours):
     ref = load_file(os.path.join(OUT, "logits.safetensors"))
     report = {"peft": peft.__version__, "transformers": transformers.__version__, "adapters": {}}
+    all_logits = {}
     for name in sorted(os.listdir(ours)):
         directory = os.path.join(ours, name)
         model = load_adapter(directory)
@@ -193,6 +197,7 @@ def check(ours):
         config.pop("base_model_name_or_path", None)
         state = peft.get_peft_model_state_dict(model)
         logits = logits_of(model, ref["mel"], ref["tokens"])
+        all_logits[name] = logits
         reference = ref[name] if name in ref else None
         entry = {
             "config": config,
@@ -202,6 +207,7 @@ def check(ours):
             entry["max_relative_difference"] = ((logits - reference).abs().max() / reference.abs().max()).item()
         report["adapters"][name] = entry
         print(name, entry.get("max_relative_difference"))
+    save_file(all_logits, os.path.join(OUT, "peft_logits_of_ours.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(OUT, "peft_loads_ours.json"), "w") as f:
         json.dump(report, f, indent=1, sort_keys=True, default=str)
         f.write("\n")
