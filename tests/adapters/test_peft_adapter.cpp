@@ -15,10 +15,15 @@
 
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
+#include "peft/audio/vad.h"
+#include "peft/audio/wav.h"
+#include "peft/decoding/batched_transcription.h"
+#include "peft/decoding/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/models/whisper.h"
+#include "peft/text/whisper_tokenizer.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -400,4 +405,61 @@ BOOST_AUTO_TEST_CASE(every_layout_names_its_projections_as_hugging_face_does) {
   BOOST_CHECK_EQUAL(by_name.at("model.decoder.layers.3.encoder_attn.v_proj").in_features, 384);
   BOOST_CHECK_EQUAL(by_name.at("model.encoder.layers.0.fc1").out_features, 1536);
   BOOST_CHECK_EQUAL(by_name.at("model.decoder.layers.0.fc2").in_features, 1536);
+}
+
+// The adapter in DecodingOptions reaches the encoder and the decoder in sequential and
+// batched transcription: an encoder-only and a decoder-only adapter each change the
+// tokens, a zero one does not, and one bound to another model is refused.
+BOOST_AUTO_TEST_CASE(transcription_applies_the_adapter_in_decoding_options) {
+  const fs::path tiny = peft_test::models_dir() / "whisper-tiny.en";
+  const fs::path vad_file = peft_test::models_dir() / "silero-vad" / "silero_vad.jit";
+  if (!fs::exists(tiny) || !fs::exists(vad_file)) {
+    BOOST_TEST_MESSAGE("skipped: the default models are missing (models/fetch-default)");
+    return;
+  }
+  const auto model = models::WhisperModel::load(tiny);
+  const text::WhisperTokenizer tokenizer(tiny / "tokenizer.json", model->dims().n_vocab);
+  auto vad = audio::SileroVad::load(vad_file.string());
+  const auto wav = audio::read_wav((peft_test::fixtures_dir() / "audio" / "librivox-0870-80.wav").string());
+  BOOST_REQUIRE_EQUAL(wav.sample_rate, 16000);
+
+  auto fc2_adapter = [&](const std::string& regex, double b_scale) {
+    AdapterConfig c;
+    c.r = 2;
+    c.lora_alpha = 2;
+    c.target_regex = regex;
+    std::vector<adapters::LoraModule> modules;
+    for (const auto& slot : model->adaptable_modules())
+      if (!slot.name.empty() && c.targets(slot.name))
+        modules.push_back(adapters::LoraModule::lora(slot.name, formula(2, slot.in_features, 0.3),
+                                                     formula(slot.out_features, 2, 1.1) * b_scale, 1.0));
+    return PeftAdapter(c, modules);
+  };
+  decoding::DecodingOptions options;
+  options.beam_size = 1;
+  options.temperatures = {0.0f};
+  options.max_new_tokens = 24;
+  auto tokens = [&](const std::shared_ptr<const adapters::BoundAdapter>& adapter, bool batched) {
+    decoding::DecodingOptions o = options;
+    o.adapter = adapter;
+    const auto segments = batched ? decoding::transcribe_batched(*model, tokenizer, vad, wav.samples, o)
+                                  : decoding::transcribe(*model, tokenizer, wav.samples, o);
+    std::vector<int64_t> out;
+    for (const auto& s : segments) out.insert(out.end(), s.tokens.begin(), s.tokens.end());
+    return out;
+  };
+  const auto encoder_only = model->bind(fc2_adapter(R"(.*encoder\.layers\.\d+\.fc2)", 1.0));
+  const auto decoder_only = model->bind(fc2_adapter(R"(.*decoder\.layers\.\d+\.fc2)", 1.0));
+  const auto zero = model->bind(fc2_adapter(R"(.*fc2)", 0.0));
+  for (bool batched : {false, true}) {
+    const auto base = tokens(nullptr, batched);
+    BOOST_TEST_MESSAGE((batched ? "batched" : "sequential") << ": " << base.size() << " tokens");
+    BOOST_CHECK(!base.empty());
+    BOOST_CHECK(tokens(zero, batched) == base);
+    BOOST_CHECK(tokens(encoder_only, batched) != base);
+    BOOST_CHECK(tokens(decoder_only, batched) != base);
+  }
+  const auto other = models::WhisperModel::load(tiny);
+  const auto foreign = other->bind(fc2_adapter(".*fc2", 1.0));
+  PEFT_CHECK_THROW_MSG(tokens(foreign, false), ValueError, {"another model"});
 }
