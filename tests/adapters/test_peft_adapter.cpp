@@ -302,6 +302,31 @@ BOOST_AUTO_TEST_CASE(target_module_matching_follows_peft) {
   BOOST_CHECK(!r.targets("model.encoder.layers.0.fc2.extra"));  // a full match, not a search
 }
 
+BOOST_AUTO_TEST_CASE(config_keeps_unknown_keys_and_refuses_what_it_cannot_apply) {
+  nlohmann::json j =
+      nlohmann::json::parse(peft_test::read_file(peft_fixtures() / "lora" / "adapter_config.json"));
+  j["a_key_from_a_newer_peft"] = {{"x", 1}};
+  j["lora_alpha"] = 16;
+  const AdapterConfig c = AdapterConfig::from_json(j, "cfg.json");
+  BOOST_CHECK_EQUAL(c.lora_alpha, 16);
+  BOOST_CHECK(c.to_json() == j);
+  auto refused = [&](const char* key, const nlohmann::json& value, std::initializer_list<std::string> parts) {
+    nlohmann::json bad = j;
+    bad[key] = value;
+    PEFT_CHECK_THROW_MSG(AdapterConfig::from_json(bad, "cfg.json"), ValueError, parts);
+  };
+  refused("use_dora", true, {"cfg.json", "DoRA"});
+  refused("modules_to_save", nlohmann::json::array({"proj_out"}), {"cfg.json", "modules_to_save"});
+  refused("target_modules", nlohmann::json::array(), {"cfg.json", "target_modules"});
+  refused("target_modules", "(unclosed", {"cfg.json", "target_modules", "(unclosed"});
+  refused("peft_type", "IA3", {"cfg.json", "IA3", "LORA and ADALORA"});
+  nlohmann::json regex_layers = j;
+  regex_layers["target_modules"] = ".*q_proj";
+  regex_layers["layers_to_transform"] = nlohmann::json::array({0});
+  PEFT_CHECK_THROW_MSG(AdapterConfig::from_json(regex_layers, "cfg.json"), ValueError,
+                       {"cfg.json", "layers_to_transform"});
+}
+
 BOOST_AUTO_TEST_CASE(bad_adapters_give_errors_naming_the_module_or_file) {
   const auto model = base_model();
   const at::Tensor before = logits(*model, nullptr);
