@@ -214,6 +214,11 @@ def check(ours):
 
 
 if __name__ == "__main__":
+    # peft keeps target_modules as a set and writes it in set order: a fixed string hash
+    # makes the written configs reproducible.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         check(sys.argv[2])
     elif len(sys.argv) == 1:
