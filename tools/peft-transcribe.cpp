@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "peft/adapters/peft_adapter.h"
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
@@ -47,6 +48,9 @@ options:
   --tokenizer FILE  tokenizer.json, or openai-whisper's multilingual.tiktoken /
                     gpt2.tiktoken (default: tokenizer.json in the model's directory, or
                     beside the .pt file; openai's .pt files carry none)
+  --adapter DIR     a LoRA or AdaLoRA adapter in Hugging Face PEFT's files
+                    (adapter_config.json + adapter_model.safetensors) trained on this
+                    Whisper model; checked against the model, applied to every window
   --beam N          beam size at temperature 0; 1 is greedy (default 5)
   --language CODE   language of the speech for multilingual models, or auto (default):
                     detected on the first 30 s, printed to stderr and in --format json
@@ -79,6 +83,7 @@ transcribed), 2 for bad options.
 struct Args {
   fs::path model;
   fs::path tokenizer;  // empty: beside the model
+  fs::path adapter;    // empty: none
   decoding::DecodingOptions decoding;
   bool vad = false;
   int batch = 0;  // 0: sequential long-form transcription
@@ -135,6 +140,8 @@ Args parse_args(int argc, char** argv) {
       a.decoding.beam_size = to_int(arg, value());
     } else if (arg == "--tokenizer") {
       a.tokenizer = value();
+    } else if (arg == "--adapter") {
+      a.adapter = value();
     } else if (arg == "--language") {
       a.decoding.language = value();
       if (a.decoding.language == "auto") a.decoding.language.clear();
@@ -196,7 +203,7 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse_args(argc, argv);
+  Args args = parse_args(argc, argv);
   configure_runtime(args.threads);
 
   std::shared_ptr<const models::WhisperModel> model;
@@ -204,6 +211,7 @@ int main(int argc, char** argv) {
   std::optional<audio::SileroVad> vad;
   try {
     model = models::WhisperModel::load(args.model);
+    if (!args.adapter.empty()) args.decoding.adapter = model->bind(adapters::PeftAdapter::load(args.adapter));
     const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
     tokenizer.emplace(args.tokenizer.empty() ? dir / "tokenizer.json" : args.tokenizer,
                       model->dims().n_vocab);

@@ -119,6 +119,7 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
     LanguageDetectionOptions lo;
     lo.segments = options.language_detection_segments;
     lo.threshold = options.language_detection_threshold;
+    lo.adapter = options.adapter.get();
     DetectedLanguage d = detect_language(model, tokenizer, mel, lo);
     language.language = d.language;
     language.language_probability = d.probability;
@@ -162,6 +163,7 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
   so.patience = options.patience;
   so.length_penalty = options.length_penalty;
   so.max_length = model.dims().n_text_ctx;
+  so.adapter = options.adapter.get();
   if (options.max_new_tokens) so.max_length = static_cast<int64_t>(prompt.size()) + *options.max_new_tokens;
   if (so.max_length > model.dims().n_text_ctx)
     throw ValueError("transcribe_batched: prompt of " + std::to_string(prompt.size()) +
@@ -179,7 +181,7 @@ std::vector<Segment> transcribe_batched(const models::WhisperModel& model,
     for (size_t i = first; i < first + count; ++i) {
       const WindowedLogMel mel(speech.audio.data() + chunks[i].offset, static_cast<size_t>(chunks[i].length),
                                static_cast<int>(model.dims().n_mels));
-      encoded.push_back(model.encode(mel.window(0).unsqueeze(0)));
+      encoded.push_back(model.encode(mel.window(0).unsqueeze(0), options.adapter.get()));
     }
     const at::Tensor features = at::cat(encoded, 0);
     const std::vector<WindowResult> results =

@@ -6,9 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace peft::adapters {
+class BoundAdapter;
+}
 
 namespace peft::decoding {
 
@@ -35,6 +40,9 @@ struct DecodingOptions {
   int language_detection_segments = 1;        // windows examined at most (language_detection.h)
   std::optional<int> max_new_tokens;   // per window; default: CTranslate2's max_length / 2
   uint64_t seed = 0;                   // sampling at temperature > 0
+  // A LoRA / AdaLoRA adapter bound to the model (WhisperModel::bind), or none: applied to
+  // every window's encoding and decoding. Shared, so options can be copied freely.
+  std::shared_ptr<const adapters::BoundAdapter> adapter;
 
   // Throws peft::ValueError naming the first option out of range.
   void validate() const;

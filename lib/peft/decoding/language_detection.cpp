@@ -14,13 +14,14 @@ namespace peft::decoding {
 
 std::vector<LanguageProbability> language_probabilities(const models::WhisperModel& model,
                                                         const text::WhisperTokenizer& tokenizer,
-                                                        const at::Tensor& features) {
+                                                        const at::Tensor& features,
+                                                        const adapters::BoundAdapter* adapter) {
   if (!tokenizer.multilingual())
     throw ValueError("language detection needs a multilingual model; this one is English-only");
   const auto& codes = tokenizer.language_codes();
   std::vector<int64_t> ids;
   for (const auto& code : codes) ids.push_back(*tokenizer.language_token(code));
-  auto cache = model.start(features);
+  auto cache = model.start(features, adapter);
   const at::Tensor logits =
       model.decode(at::tensor(std::vector<int64_t>{tokenizer.sot()}, at::kLong).view({1, 1}), cache)
           .view({-1});
@@ -50,7 +51,8 @@ DetectedLanguage detect_language(const models::WhisperModel& model, const text::
     const int64_t count = std::min(audio::kChunkFrames, frames - start);
     at::Tensor window = at::zeros({model.dims().n_mels, audio::kChunkFrames}, at::kFloat);
     window.narrow(1, 0, count).copy_(mel.frames(start, count));
-    result.all = language_probabilities(model, tokenizer, model.encode(window.unsqueeze(0)));
+    result.all = language_probabilities(model, tokenizer, model.encode(window.unsqueeze(0), options.adapter),
+                                        options.adapter);
     const LanguageProbability& top = result.all.front();
     if (top.probability > options.threshold) {
       result.language = top.language;

@@ -21,6 +21,9 @@ class Tensor;
 namespace peft::models {
 class WhisperModel;
 }
+namespace peft::adapters {
+class BoundAdapter;
+}
 namespace peft::text {
 class WhisperTokenizer;
 }
@@ -43,14 +46,16 @@ struct DetectedLanguage {
 struct LanguageDetectionOptions {
   int segments = 1;        // faster-whisper's language_detection_segments
   float threshold = 0.5f;  // faster-whisper's language_detection_threshold
+  const adapters::BoundAdapter* adapter = nullptr;  // applied to encoding and decoding (or none)
 };
 
 // Every language of the tokenizer with its probability for one window, highest first
 // (ties keep token order). `features`: the encoder output [1, n_audio_ctx, d]. Throws
-// peft::ValueError for an English-only model.
+// peft::ValueError for an English-only model. `adapter`: the one `features` were encoded with.
 std::vector<LanguageProbability> language_probabilities(const models::WhisperModel& model,
                                                         const text::WhisperTokenizer& tokenizer,
-                                                        const at::Tensor& features);
+                                                        const at::Tensor& features,
+                                                        const adapters::BoundAdapter* adapter = nullptr);
 
 // Over the whole-file log-mel `mel` (see windowed_mel.h). Throws peft::ValueError for an
 // English-only model, options out of range, or a mel with no frames.

@@ -280,7 +280,7 @@ std::vector<WindowResult> generate_windows(const models::WhisperModel& model, co
 
   std::vector<WindowResult> results(windows);
   std::vector<float> no_speech(windows, 0.0f);
-  models::WhisperKVCache cache = model.start(features);
+  models::WhisperKVCache cache = model.start(features, options.adapter);
   const bool sot_is_start = sot_index + 1 == prompt_length;
   if (start_step > 0) {
     std::vector<int64_t> head(prompt.begin(), prompt.begin() + start_step);

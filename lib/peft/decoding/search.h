@@ -19,6 +19,10 @@ namespace peft::models {
 class WhisperModel;
 }
 
+namespace peft::adapters {
+class BoundAdapter;
+}
+
 namespace peft::decoding {
 
 struct SearchOptions {
@@ -28,6 +32,8 @@ struct SearchOptions {
   float temperature = 0.0f;  // > 0: random sampling, num_hypotheses independent samples
   int num_hypotheses = 1;    // samples at temperature > 0 (faster-whisper's best_of)
   int64_t max_length = 448;  // prompt + generated tokens, CTranslate2's max_length
+  // Given to WhisperModel::start; the caller keeps it alive.
+  const adapters::BoundAdapter* adapter = nullptr;
 };
 
 struct SpecialIds {

@@ -115,6 +115,7 @@ Decoded Transcriber::decode_with_fallback(const at::Tensor& features, const std:
     so.temperature = t;
     so.num_hypotheses = t > 0 ? opt_.best_of : 1;
     so.max_length = max_length;
+    so.adapter = opt_.adapter.get();
     Decoded d;
     d.result = generate_window(model_, features, prompt, ids_, *filters_, so, rng_);
     d.temperature = t;
@@ -203,6 +204,7 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples, Transcr
     LanguageDetectionOptions lo;
     lo.segments = opt_.language_detection_segments;
     lo.threshold = opt_.language_detection_threshold;
+    lo.adapter = opt_.adapter.get();
     DetectedLanguage d = detect_language(model_, tok_, mel, lo);
     info.language = d.language;
     info.language_probability = d.probability;
@@ -224,7 +226,7 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples, Transcr
   int64_t seek = 0;
   while (seek < content_frames) {
     const int64_t segment_size = std::min(audio::kChunkFrames, content_frames - seek);
-    at::Tensor features = model_.encode(mel.window(seek).unsqueeze(0));
+    at::Tensor features = model_.encode(mel.window(seek).unsqueeze(0), opt_.adapter.get());
     const std::vector<int64_t> previous(all_tokens.begin() + static_cast<std::ptrdiff_t>(prompt_reset_since),
                                         all_tokens.end());
     Decoded d = decode_with_fallback(features, prompt(previous));

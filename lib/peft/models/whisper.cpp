@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "peft/adapters/bound_adapter.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
 #include "peft/io/ct2.h"
@@ -393,19 +394,80 @@ int64_t WhisperModel::weight_bytes() const {
 }
 
 // ---------------------------------------------------------------------------
+// Adapters: each projection has a slot, 10 per layer, encoder layers first.
+
+namespace {
+enum Slot : size_t { kQ, kK, kV, kOut, kCrossQ, kCrossK, kCrossV, kCrossOut, kFc1, kFc2, kSlotsPerLayer };
+}  // namespace
+
+// y = base(x) + delta(x) for the projections the adapter binds, base(x) for the others.
+class WhisperModel::Projector {
+ public:
+  Projector(const adapters::BoundAdapter* adapter, size_t first_slot)
+      : adapter_(adapter), first_(first_slot) {}
+  at::Tensor operator()(const layers::Linear& linear, const at::Tensor& x, size_t slot) const {
+    at::Tensor y = linear(x);
+    if (adapter_ != nullptr)
+      if (const adapters::LoraModule* m = adapter_->module(first_ + slot)) y = y + m->delta(x);
+    return y;
+  }
+
+ private:
+  const adapters::BoundAdapter* adapter_;
+  size_t first_;
+};
+
+namespace {
+void check_bound(const adapters::BoundAdapter* adapter, const void* model, const char* where) {
+  if (adapter != nullptr && !adapter->bound_to(model))
+    throw ValueError(std::string(where) + ": the adapter '" + adapter->adapter().source() +
+                     "' was bound to another model; bind it to this one");
+}
+}  // namespace
+
+std::vector<adapters::ModuleSlot> WhisperModel::adaptable_modules() const {
+  std::vector<adapters::ModuleSlot> slots;
+  auto add_layer = [&](const Block& b, const std::string& p, bool decoder) {
+    static const char* names[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+    const Attention* attns[] = {&b.attn, &b.cross_attn};
+    for (int a = 0; a < 2; ++a)
+      for (int i = 0; i < 4; ++i) {
+        const layers::Linear* l[] = {&attns[a]->query, &attns[a]->key, &attns[a]->value, &attns[a]->out};
+        if (a == 1 && !decoder)
+          slots.push_back({});
+        else
+          slots.push_back({p + (a == 0 ? "self_attn." : "encoder_attn.") + names[i], l[i]->in_features(),
+                           l[i]->out_features()});
+      }
+    slots.push_back({p + "fc1", b.fc1.in_features(), b.fc1.out_features()});
+    slots.push_back({p + "fc2", b.fc2.in_features(), b.fc2.out_features()});
+  };
+  for (size_t i = 0; i < encoder_.size(); ++i)
+    add_layer(encoder_[i], "model.encoder.layers." + std::to_string(i) + ".", false);
+  for (size_t i = 0; i < decoder_.size(); ++i)
+    add_layer(decoder_[i], "model.decoder.layers." + std::to_string(i) + ".", true);
+  return slots;
+}
+
+std::shared_ptr<const adapters::BoundAdapter> WhisperModel::bind(const adapters::PeftAdapter& adapter) const {
+  return adapters::BoundAdapter::bind(this, "the Whisper model " + source_, adaptable_modules(), adapter);
+}
+
+// ---------------------------------------------------------------------------
 // Forward passes
 
-at::Tensor WhisperModel::encoder_self_attention(const Block& b, const at::Tensor& x) const {
+at::Tensor WhisperModel::encoder_self_attention(const Block& b, const at::Tensor& x,
+                                                const Projector& proj) const {
   const int64_t h = dims_.n_audio_head;
-  at::Tensor q = split_heads(b.attn.query(x), h), k = split_heads(b.attn.key(x), h),
-             v = split_heads(b.attn.value(x), h);
-  return b.attn.out(merge_heads(attend(q, k, v, -1)));
+  at::Tensor q = split_heads(proj(b.attn.query, x, kQ), h), k = split_heads(proj(b.attn.key, x, kK), h),
+             v = split_heads(proj(b.attn.value, x, kV), h);
+  return proj(b.attn.out, merge_heads(attend(q, k, v, -1)), kOut);
 }
 
 at::Tensor WhisperModel::decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache,
-                                                size_t layer) const {
+                                                size_t layer, const Projector& proj) const {
   const int64_t h = dims_.n_text_head, t = x.size(1), past = cache.length;
-  at::Tensor q = split_heads(b.attn.query(x), h);
+  at::Tensor q = split_heads(proj(b.attn.query, x, kQ), h);
   at::Tensor& ck = cache.self_k[layer];
   at::Tensor& cv = cache.self_v[layer];
   if (!ck.defined() || ck.size(2) < past + t) {  // grow: double, at least 32, at most n_text_ctx
@@ -417,18 +479,19 @@ at::Tensor WhisperModel::decoder_self_attention(const Block& b, const at::Tensor
       *c = grown;
     }
   }
-  ck.narrow(2, past, t).copy_(split_heads(b.attn.key(x), h));
-  cv.narrow(2, past, t).copy_(split_heads(b.attn.value(x), h));
-  return b.attn.out(merge_heads(attend(q, ck.narrow(2, 0, past + t), cv.narrow(2, 0, past + t), past)));
+  ck.narrow(2, past, t).copy_(split_heads(proj(b.attn.key, x, kK), h));
+  cv.narrow(2, past, t).copy_(split_heads(proj(b.attn.value, x, kV), h));
+  return proj(b.attn.out, merge_heads(attend(q, ck.narrow(2, 0, past + t), cv.narrow(2, 0, past + t), past)),
+              kOut);
 }
 
 // Rows of one window attend to that window's K/V together: [B, H, T, dh] queries become
 // [W, H, (B/W) T, dh], so beams read the audio K/V once instead of each its own copy.
 at::Tensor WhisperModel::cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache,
-                                         size_t layer) const {
+                                         size_t layer, const Projector& proj) const {
   const int64_t h = dims_.n_text_head, rows = x.size(0), t = x.size(1), w = cache.windows();
   const int64_t per_window = rows / w, dh = dims_.n_text_state / h;
-  at::Tensor q = split_heads(b.cross_attn.query(x), h)  // [B, H, T, dh]
+  at::Tensor q = split_heads(proj(b.cross_attn.query, x, kCrossQ), h)  // [B, H, T, dh]
                      .reshape({w, per_window, h, t, dh})
                      .permute({0, 2, 1, 3, 4})
                      .reshape({w, h, per_window * t, dh});
@@ -436,10 +499,11 @@ at::Tensor WhisperModel::cross_attention(const Block& b, const at::Tensor& x, co
                      .view({w, h, per_window, t, dh})
                      .permute({0, 2, 1, 3, 4})
                      .reshape({rows, h, t, dh});
-  return b.cross_attn.out(merge_heads(o));
+  return proj(b.cross_attn.out, merge_heads(o), kCrossOut);
 }
 
-at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
+at::Tensor WhisperModel::encode(const at::Tensor& mel, const adapters::BoundAdapter* adapter) const {
+  check_bound(adapter, this, "WhisperModel::encode");
   if (mel.dim() != 3 || mel.size(1) != dims_.n_mels || mel.size(2) != 2 * dims_.n_audio_ctx)
     throw ShapeError("WhisperModel::encode: mel must be [batch, " + std::to_string(dims_.n_mels) + ", " +
                      std::to_string(2 * dims_.n_audio_ctx) + "], got " +
@@ -447,18 +511,27 @@ at::Tensor WhisperModel::encode(const at::Tensor& mel) const {
   at::Tensor x = at::gelu(at::conv1d(mel.to(at::kFloat), conv1_w_, conv1_b_, 1, 1));
   x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, 2, 1));
   x = x.permute({0, 2, 1}) + audio_pos_;
-  for (const Block& b : encoder_) {
-    x = x + encoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias));
-    x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
+  for (size_t i = 0; i < encoder_.size(); ++i) {
+    const Block& b = encoder_[i];
+    const Projector proj(adapter, i * kSlotsPerLayer);
+    x = x + encoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), proj);
+    x = x + proj(b.fc2, at::gelu(proj(b.fc1, layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias), kFc1)), kFc2);
   }
   return layer_norm(x, ln_post_.weight, ln_post_.bias);
 }
 
-WhisperKVCache WhisperModel::start(const at::Tensor& audio_features) const {
+WhisperKVCache WhisperModel::start(const at::Tensor& audio_features,
+                                   const adapters::BoundAdapter* adapter) const {
+  check_bound(adapter, this, "WhisperModel::start");
   WhisperKVCache cache;
-  for (const Block& b : decoder_) {
-    cache.cross_k.push_back(split_heads(b.cross_attn.key(audio_features), dims_.n_text_head).contiguous());
-    cache.cross_v.push_back(split_heads(b.cross_attn.value(audio_features), dims_.n_text_head).contiguous());
+  cache.adapter = adapter;
+  for (size_t i = 0; i < decoder_.size(); ++i) {
+    const Block& b = decoder_[i];
+    const Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    cache.cross_k.push_back(
+        split_heads(proj(b.cross_attn.key, audio_features, kCrossK), dims_.n_text_head).contiguous());
+    cache.cross_v.push_back(
+        split_heads(proj(b.cross_attn.value, audio_features, kCrossV), dims_.n_text_head).contiguous());
   }
   cache.self_k.resize(decoder_.size());
   cache.self_v.resize(decoder_.size());
@@ -477,11 +550,13 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
                      " token rows do not match the cache (" + std::to_string(cache.windows()) + " windows)");
   at::Tensor x =
       at::embedding(token_embedding_, tokens).to(at::kFloat) + text_pos_.narrow(0, cache.length, t);
+  check_bound(cache.adapter, this, "WhisperModel::decode");
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    x = x + decoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), cache, i);
-    x = x + cross_attention(b, layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias), cache, i);
-    x = x + b.fc2(at::gelu(b.fc1(layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias))));
+    const Projector proj(cache.adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    x = x + decoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), cache, i, proj);
+    x = x + cross_attention(b, layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias), cache, i, proj);
+    x = x + proj(b.fc2, at::gelu(proj(b.fc1, layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias), kFc1)), kFc2);
   }
   cache.length += t;
   x = layer_norm(x, ln_.weight, ln_.bias);

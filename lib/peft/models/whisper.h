@@ -21,6 +21,11 @@
 namespace peft::io {
 class Checkpoint;
 }
+namespace peft::adapters {
+class BoundAdapter;
+class PeftAdapter;
+struct ModuleSlot;
+}  // namespace peft::adapters
 
 namespace peft::models {
 
@@ -48,6 +53,9 @@ struct WhisperKVCache {
   std::vector<at::Tensor> self_k, self_v;
   std::vector<at::Tensor> cross_k, cross_v;  // per decoder layer [W, H, n_audio_ctx, d_head]
   int64_t length = 0;                        // tokens decoded so far
+  // The adapter start() was given (or none), applied by decode(); the caller keeps the
+  // BoundAdapter alive while the cache is used.
+  const adapters::BoundAdapter* adapter = nullptr;
 
   int64_t windows() const { return cross_k.empty() ? 0 : cross_k.front().size(0); }
 
@@ -72,10 +80,13 @@ class WhisperModel {
   const std::string& source() const { return source_; }
 
   // mel [B, n_mels, 2 * n_audio_ctx] -> audio features [B, n_audio_ctx, n_audio_state].
-  at::Tensor encode(const at::Tensor& mel) const;
+  // With `adapter` (bound to this model), its modules add their deltas.
+  at::Tensor encode(const at::Tensor& mel, const adapters::BoundAdapter* adapter = nullptr) const;
 
-  // Cross-attention K/V for each decoder layer, computed once per window.
-  WhisperKVCache start(const at::Tensor& audio_features) const;
+  // Cross-attention K/V for each decoder layer, computed once per window; the cache
+  // remembers `adapter` for decode().
+  WhisperKVCache start(const at::Tensor& audio_features,
+                       const adapters::BoundAdapter* adapter = nullptr) const;
 
   // tokens int64 [B, T] (positions cache.length ... cache.length + T - 1) -> logits
   // float32 [B, T, n_vocab]; appends the tokens' K/V to the cache. B must be a multiple
@@ -84,6 +95,16 @@ class WhisperModel {
 
   // Bytes taken by the weights as loaded.
   int64_t weight_bytes() const;
+
+  // Adapters (peft/adapters/). Every projection under its Hugging Face module name,
+  // whatever layout was loaded: model.encoder.layers.N.self_attn.{q,k,v,out}_proj,
+  // model.encoder.layers.N.{fc1,fc2}, model.decoder.layers.N.{self_attn,encoder_attn}.
+  // {q,k,v,out}_proj, model.decoder.layers.N.{fc1,fc2}. Slot i is what BoundAdapter
+  // numbers; unused slots have an empty name.
+  std::vector<adapters::ModuleSlot> adaptable_modules() const;
+  // Checks `adapter` against this model (throws peft::Error naming the module; the model
+  // is never changed) and returns the binding that encode()/start() take.
+  std::shared_ptr<const adapters::BoundAdapter> bind(const adapters::PeftAdapter& adapter) const;
 
  private:
   struct Attention {
@@ -102,11 +123,12 @@ class WhisperModel {
   };
   class Loader;
 
-  at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x) const;
-  at::Tensor decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache,
-                                    size_t layer) const;
-  at::Tensor cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache,
-                             size_t layer) const;
+  class Projector;  // base projection plus the adapter's delta (whisper.cpp)
+  at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x, const Projector& proj) const;
+  at::Tensor decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache, size_t layer,
+                                    const Projector& proj) const;
+  at::Tensor cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache, size_t layer,
+                             const Projector& proj) const;
 
   WhisperDims dims_;
   std::string source_;
