@@ -1,8 +1,8 @@
 // Options of Whisper's long-form transcription, named and defaulted as faster-whisper
 // 1.2.1's WhisperModel.transcribe (which drives CTranslate2's generate). Options of
-// faster-whisper left out here: prefix, hotwords, word timestamps, clip timestamps,
-// VAD, multilingual re-detection per window, repetition penalties (their defaults are
-// no-ops). As in faster-whisper, no language means: detect it (multilingual models).
+// faster-whisper left out here: prefix, hotwords, clip timestamps, hallucination
+// silence threshold, VAD, multilingual re-detection per window, repetition penalties
+// (their defaults are no-ops). As in faster-whisper, no language means: detect it (multilingual models).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,12 @@ struct DecodingOptions {
   int language_detection_segments = 1;        // windows examined at most (language_detection.h)
   std::optional<int> max_new_tokens;   // per window; default: CTranslate2's max_length / 2
   uint64_t seed = 0;                   // sampling at temperature > 0
+  // Word-level timestamps (word_timestamps.h): Segment.words, and segment times taken
+  // from the first/last word (much closer to the speech than Whisper's timestamps).
+  bool word_timestamps = false;
+  std::string prepend_punctuations = "\"'\u201c\u00bf([{-";  // merged into the next word: "'“¿([{-
+  std::string append_punctuations =                        // into the previous word: "'.。,，!！?？:：”)]}、
+      "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
 
   // Throws peft::ValueError naming the first option out of range.
   void validate() const;

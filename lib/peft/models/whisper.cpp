@@ -232,6 +232,44 @@ class WhisperModel::Loader {
     m.ln_ = hf_norm(w, "decoder.ln", dt);
   }
 
+  // Word-timestamp heads: CTranslate2's config.json (in metadata()), a Hugging Face
+  // generation_config.json beside the weights, else the last half of the layers.
+  static void read_alignment_heads(WhisperModel& m, const io::Checkpoint& ckpt) {
+    const WhisperDims& d = m.dims_;
+    nlohmann::json heads;
+    std::string origin = ckpt.path() + " config";
+    if (ckpt.format() == "ct2") {
+      const auto it = ckpt.metadata().find("alignment_heads");
+      if (it != ckpt.metadata().end()) heads = *it;
+    } else if (ckpt.format() != "pytorch") {
+      const auto gen = std::filesystem::path(ckpt.path()).parent_path() / "generation_config.json";
+      if (std::filesystem::exists(gen)) {
+        const nlohmann::json g = io::read_json_file(gen);
+        if (g.contains("alignment_heads")) heads = g.at("alignment_heads");
+        origin = gen.string();
+      }
+    }
+    m.alignment_heads_.clear();
+    if (heads.is_null()) {
+      for (int64_t l = d.n_text_layer / 2; l < d.n_text_layer; ++l)
+        for (int64_t h = 0; h < d.n_text_head; ++h) m.alignment_heads_.emplace_back(l, h);
+      return;
+    }
+    const auto bad = [&](const std::string& what) {
+      throw FormatError(origin, "alignment_heads",
+                        what + " (expected [[layer, head], ...] with layer < " + std::to_string(d.n_text_layer) +
+                            ", head < " + std::to_string(d.n_text_head) + ")");
+    };
+    if (!heads.is_array() || heads.empty()) bad("not a non-empty list");
+    for (const auto& p : heads) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
+        bad("entry " + p.dump() + " is not a pair of integers");
+      const auto l = p[0].get<int64_t>(), h = p[1].get<int64_t>();
+      if (l < 0 || l >= d.n_text_layer || h < 0 || h >= d.n_text_head) bad("entry " + p.dump() + " is out of range");
+      m.alignment_heads_.emplace_back(l, h);
+    }
+  }
+
  private:
   static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
                               const std::string& suffix) {
@@ -362,6 +400,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckp
       throw ValueError(config_path.string() + ": model_type is '" + type + "', not 'whisper'");
     Loader::from_hf(*m, ckpt, config, config_path.string());
   }
+  Loader::read_alignment_heads(*m, ckpt);
   return m;
 }
 
