@@ -211,8 +211,8 @@ BOOST_AUTO_TEST_CASE(dtw_finds_the_best_path) {
       BOOST_CHECK(got == best_path);
     }
   }
-  // A bright diagonal band is followed.
-  at::Tensor band = at::zeros({3, 6});
+  // A bright band on a dark background is followed, diagonal steps between its rows.
+  at::Tensor band = at::full({3, 6}, -1.0f);
   for (int64_t i = 0; i < 3; ++i) band[i][2 * i] = 1, band[i][2 * i + 1] = 1;
   const std::vector<std::pair<int64_t, int64_t>> along = {{0, 0}, {0, 1}, {1, 2}, {1, 3}, {2, 4}, {2, 5}};
   BOOST_CHECK(negative_dtw(band) == along);

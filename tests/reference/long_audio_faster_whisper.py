@@ -11,8 +11,8 @@ segments (times, tokens, text) as the fixture the C++ test compares with
 WAVs are read with the wave module and scaled by 1/32768, as libpeft's read_wav does.
 compute_type float32 on the CPU, cpu_threads=2.
 
-Usage: python3 tests/reference/long_audio_faster_whisper.py [--beam N] [--word-timestamps] [--write FILE]
-       [model_dir]
+Usage: python3 tests/reference/long_audio_faster_whisper.py [--beam N] [--word-timestamps] [--vad]
+       [--write FILE] [model_dir]
 Needs: pip install faster-whisper==1.2.1 (ctranslate2 4.x), numpy.
 """
 
@@ -98,6 +98,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--write", help="fixture JSON to write")
+    ap.add_argument("--vad", action="store_true", help="vad_filter=True (Silero VAD, default parameters)")
     ap.add_argument("--word-timestamps", action="store_true",
                     help="word_timestamps=True (segment times then come from the first/last word)")
     ap.add_argument("model_dir", nargs="?", default="models/default/whisper-tiny.en")
@@ -107,10 +108,10 @@ def main():
     model = WhisperModel(args.model_dir, device="cpu", compute_type="float32", cpu_threads=2)
     t0 = time.time()
     segments, _ = model.transcribe(samples, beam_size=args.beam, language="en",
-                                   word_timestamps=args.word_timestamps)
+                                   word_timestamps=args.word_timestamps, vad_filter=args.vad)
     segments = list(segments)
-    print("beam %d%s: %d segments in %.1f s" % (args.beam, ", word timestamps" if args.word_timestamps else "",
-                                                len(segments), time.time() - t0))
+    print("beam %d%s%s: %d segments in %.1f s" % (args.beam, ", word timestamps" if args.word_timestamps else "",
+                                                  ", VAD" if args.vad else "", len(segments), time.time() - t0))
     owned = [[] for _ in placed]
     for s in segments:
         mid = (s.start + s.end) / 2
@@ -141,6 +142,7 @@ def main():
             "ctranslate2": ctranslate2.__version__,
             "beam_size": args.beam,
             "word_timestamps": args.word_timestamps,
+            "vad_filter": args.vad,
             "seconds": len(samples) / RATE,
             "utterances": [{"file": FILES[f], "start": a, "end": b} for f, a, b in placed],
             "segments": [segment_json(s) for s in segments],

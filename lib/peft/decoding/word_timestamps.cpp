@@ -133,13 +133,13 @@ std::vector<std::pair<int64_t, int64_t>> negative_dtw(const at::Tensor& x) {
   if (n == 0 || w == 0) return {};
   const float* v = m.data_ptr<float>();
   constexpr float inf = std::numeric_limits<float>::infinity();
-  const auto at = [&](int64_t i, int64_t j) { return static_cast<size_t>(i * (w + 1) + j); };
+  const auto cell = [&](int64_t i, int64_t j) { return static_cast<size_t>(i * (w + 1) + j); };
   std::vector<float> cost(static_cast<size_t>((n + 1) * (w + 1)), inf);
   std::vector<int8_t> trace(cost.size(), -1);
   cost[0] = 0;
   for (int64_t j = 1; j <= w; ++j)
     for (int64_t i = 1; i <= n; ++i) {
-      const float c0 = cost[at(i - 1, j - 1)], c1 = cost[at(i - 1, j)], c2 = cost[at(i, j - 1)];
+      const float c0 = cost[cell(i - 1, j - 1)], c1 = cost[cell(i - 1, j)], c2 = cost[cell(i, j - 1)];
       float c;
       int8_t t;
       if (c0 < c1 && c0 < c2) {
@@ -149,16 +149,16 @@ std::vector<std::pair<int64_t, int64_t>> negative_dtw(const at::Tensor& x) {
       } else {
         c = c2, t = 2;
       }
-      cost[at(i, j)] = -v[(i - 1) * w + (j - 1)] + c;
-      trace[at(i, j)] = t;
+      cost[cell(i, j)] = -v[(i - 1) * w + (j - 1)] + c;
+      trace[cell(i, j)] = t;
     }
-  for (int64_t j = 0; j <= w; ++j) trace[at(0, j)] = 2;
-  for (int64_t i = 0; i <= n; ++i) trace[at(i, 0)] = 1;
+  for (int64_t j = 0; j <= w; ++j) trace[cell(0, j)] = 2;
+  for (int64_t i = 0; i <= n; ++i) trace[cell(i, 0)] = 1;
   std::vector<std::pair<int64_t, int64_t>> path;
   int64_t i = n, j = w;
   while (i > 0 || j > 0) {
     path.emplace_back(i - 1, j - 1);
-    const int8_t t = trace[at(i, j)];
+    const int8_t t = trace[cell(i, j)];
     if (t == 0) {
       --i, --j;
     } else if (t == 1) {
@@ -194,8 +194,8 @@ TokenAlignment align_text(const models::WhisperModel& model, const at::Tensor& a
 
   at::Tensor w = at::softmax(pass.cross_scores.narrow(2, 0, frames), -1);  // [heads, T, frames]
   const at::Tensor mean = w.mean(1, true);
-  const at::Tensor std = (w - mean).pow(2).mean(1, true).sqrt();  // biased; CTranslate2 adds no epsilon
-  w = (w - mean) / std;
+  const at::Tensor sd = (w - mean).pow(2).mean(1, true).sqrt();  // biased; CTranslate2 adds no epsilon
+  w = (w - mean) / sd;
   w = median_filter(w, median_filter_width).mean(0);  // [T, frames]
   result.path = negative_dtw(w.narrow(0, s, t - s - 1));
   return result;

@@ -16,13 +16,16 @@
 // token form the matrix the path goes through.
 #pragma once
 
-#include <ATen/core/Tensor.h>
-
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+// Declared only: whisper_decoding.h (and so transcript_format.h) includes this header
+// for Word and stays free of torch headers; callers of the tensor functions include ATen.
+namespace at {
+class Tensor;
+}
 namespace peft::models {
 class WhisperModel;
 }
