@@ -183,7 +183,8 @@ Args parse_args(int argc, char** argv) {
     }
   }
   if (a.files.empty()) usage_error("no audio file given");
-  if (a.decoding.word_timestamps && a.batch > 0) usage_error("--word-timestamps does not work with --batch (yet)");
+  if (a.decoding.word_timestamps && a.batch > 0)
+    usage_error("--word-timestamps does not work with --batch (yet)");
   try {
     a.decoding.validate();
     if (a.vad) a.vad_options.validate();

@@ -74,7 +74,8 @@ int matching_runs(int beam_size) {
     bool same_tokens = segments.size() == ref.size();
     for (size_t i = 0; same_tokens && i < segments.size(); ++i)
       same_tokens = segments[i].tokens == ref[i].at("tokens").get<std::vector<int64_t>>();
-    BOOST_CHECK_MESSAGE(same_tokens, "beam " << beam_size << " " << file << ": tokens differ from faster-whisper's");
+    BOOST_CHECK_MESSAGE(same_tokens,
+                        "beam " << beam_size << " " << file << ": tokens differ from faster-whisper's");
     if (!same_tokens) continue;
     ++matches;
     for (size_t i = 0; i < segments.size(); ++i) {
@@ -98,8 +99,8 @@ int matching_runs(int beam_size) {
       }
     }
   }
-  BOOST_TEST_MESSAGE("beam " << beam_size << ": " << matches << " runs with faster-whisper's tokens, " << words
-                             << " words compared, largest time difference " << worst << " s");
+  BOOST_TEST_MESSAGE("beam " << beam_size << ": " << matches << " runs with faster-whisper's tokens, "
+                             << words << " words compared, largest time difference " << worst << " s");
   return matches;
 }
 
@@ -132,8 +133,9 @@ BOOST_AUTO_TEST_CASE(alignment_is_ctranslate2s) {
       BOOST_CHECK_EQUAL(num_frames, std::min<int64_t>(3000, mel.content_frames()));
       const at::Tensor features = t.model->encode(mel.window(0).unsqueeze(0));
       const auto text = a.at("text_tokens").get<std::vector<int64_t>>();
-      const TokenAlignment got = align_text(*t.model, features, t.tokenizer->sot_sequence("", "transcribe"),
-                                            t.tokenizer->no_timestamps(), t.tokenizer->eot(), text, num_frames);
+      const TokenAlignment got =
+          align_text(*t.model, features, t.tokenizer->sot_sequence("", "transcribe"),
+                     t.tokenizer->no_timestamps(), t.tokenizer->eot(), text, num_frames);
       const auto rows = a.at("path_text").get<std::vector<int64_t>>();
       const auto cols = a.at("path_frame").get<std::vector<int64_t>>();
       std::vector<std::pair<int64_t, int64_t>> expected;
@@ -155,9 +157,37 @@ BOOST_AUTO_TEST_CASE(alignment_heads_come_from_the_config) {
   const auto cfg = nlohmann::json::parse(
       peft_test::read_file(peft_test::require_model_file("whisper-tiny.en/config.json")));
   std::vector<std::pair<int64_t, int64_t>> expected;
-  for (const auto& p : cfg.at("alignment_heads")) expected.emplace_back(p[0].get<int64_t>(), p[1].get<int64_t>());
+  for (const auto& p : cfg.at("alignment_heads"))
+    expected.emplace_back(p[0].get<int64_t>(), p[1].get<int64_t>());
   BOOST_CHECK(t.model->alignment_heads() == expected);
   BOOST_CHECK_EQUAL(expected.size(), 8u);  // tiny.en: openai's _ALIGNMENT_HEADS, as converted
+}
+
+// Without a list: every head of the last half of the decoder layers (CTranslate2's
+// converter and openai-whisper); a Hugging Face generation_config.json's list is taken,
+// and one that names a head the model lacks is refused.
+BOOST_AUTO_TEST_CASE(alignment_heads_of_other_layouts) {
+  const auto dir = peft_test::fixtures_dir() / "whisper";
+  auto hf = models::WhisperModel::load(dir / "random_hf");
+  std::vector<std::pair<int64_t, int64_t>> last_half;
+  for (int64_t l = hf->dims().n_text_layer / 2; l < hf->dims().n_text_layer; ++l)
+    for (int64_t h = 0; h < hf->dims().n_text_head; ++h) last_half.emplace_back(l, h);
+  BOOST_CHECK(!last_half.empty());
+  BOOST_CHECK(hf->alignment_heads() == last_half);
+  BOOST_CHECK(models::WhisperModel::load(dir / "random_openai.pt")->alignment_heads() == last_half);
+
+  peft_test::TempDir tmp;
+  for (const char* f : {"config.json", "model.safetensors"})
+    peft_test::fs::copy_file(dir / "random_hf" / f, tmp / f);
+  auto gen = nlohmann::json::parse(peft_test::read_file(dir / "random_hf" / "generation_config.json"));
+  gen["alignment_heads"] = {{0, 1}, {1, 0}};
+  peft_test::write_file(tmp / "generation_config.json", gen.dump());
+  const std::vector<std::pair<int64_t, int64_t>> listed = {{0, 1}, {1, 0}};
+  BOOST_CHECK(models::WhisperModel::load(tmp.path())->alignment_heads() == listed);
+  gen["alignment_heads"] = {{0, 1}, {hf->dims().n_text_layer, 0}};
+  peft_test::write_file(tmp / "generation_config.json", gen.dump());
+  PEFT_CHECK_THROW_MSG(models::WhisperModel::load(tmp.path()), FormatError,
+                       {"generation_config.json", "alignment_heads", "out of range"});
 }
 
 // Median of the `width` values around each, the row mirrored at its ends, worked out
@@ -168,7 +198,8 @@ BOOST_AUTO_TEST_CASE(median_filter_reflects_at_the_edges) {
   const at::Tensor x = at::tensor(std::vector<float>{1, 5, 2, 8, 3, 9, 4, 7, 7, 0, 1, 6, 2, 2}).view({2, 7});
   at::Tensor got = median_filter(x, 3);
   const std::vector<float> hand = {5, 2, 5, 3, 8, 4, 9};
-  for (size_t j = 0; j < hand.size(); ++j) BOOST_CHECK_EQUAL(got[0][static_cast<int64_t>(j)].item<float>(), hand[j]);
+  for (size_t j = 0; j < hand.size(); ++j)
+    BOOST_CHECK_EQUAL(got[0][static_cast<int64_t>(j)].item<float>(), hand[j]);
   // Width 5 on random rows, against sorting the mirrored window.
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -276,7 +307,10 @@ BOOST_AUTO_TEST_CASE(json_lists_the_words) {
   BOOST_CHECK_EQUAL(w[1].at("start").get<double>(), 0.8);
   BOOST_CHECK_EQUAL(w[1].at("probability").get<double>(), 0.75);
   s.words.clear();  // no word timestamps: no "words" key
-  BOOST_CHECK(!nlohmann::json::parse(format_transcript({s}, TranscriptFormat::kJson)).at("segments").at(0).contains("words"));
+  BOOST_CHECK(!nlohmann::json::parse(format_transcript({s}, TranscriptFormat::kJson))
+                   .at("segments")
+                   .at(0)
+                   .contains("words"));
 }
 
 BOOST_AUTO_TEST_CASE(options_are_checked) {

@@ -38,9 +38,10 @@ struct DecodingOptions {
   // Word-level timestamps (word_timestamps.h): Segment.words, and segment times taken
   // from the first/last word (much closer to the speech than Whisper's timestamps).
   bool word_timestamps = false;
-  std::string prepend_punctuations = "\"'\u201c\u00bf([{-";  // merged into the next word: "'“¿([{-
-  std::string append_punctuations =                        // into the previous word: "'.。,，!！?？:：”)]}、
-      "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
+  // Punctuation merged into the next word ("'“¿([{-) and into the previous one
+  // ("'.。,，!！?？:：”)]}、), faster-whisper's defaults.
+  std::string prepend_punctuations = "\"'\u201c\u00bf([{-";
+  std::string append_punctuations = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
 
   // Throws peft::ValueError naming the first option out of range.
   void validate() const;

@@ -251,7 +251,8 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples, Transcr
 
     std::vector<Segment> window_segments;
     int64_t next_seek = seek;
-    const bool single_timestamp_ending = split(d.result.tokens, seek, segment_size, window_segments, next_seek);
+    const bool single_timestamp_ending =
+        split(d.result.tokens, seek, segment_size, window_segments, next_seek);
     if (opt_.word_timestamps) {
       add_word_timestamps(window_segments, model_, tok_, features, sot_sequence_, info.language, segment_size,
                           opt_.prepend_punctuations, opt_.append_punctuations, last_speech_timestamp);

@@ -18,8 +18,8 @@ namespace peft::decoding {
 
 namespace {
 
-constexpr double kTokensPerSecond = 50;   // encoder frames per second
-constexpr double kFramesPerSecond = 100;  // mel frames per second
+constexpr double kTokensPerSecond = 50;           // encoder frames per second
+constexpr double kFramesPerSecond = 100;          // mel frames per second
 const char* const kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 // Python's round(x, 2): the exact binary value rounded to two decimals (halves to even),
@@ -127,7 +127,8 @@ at::Tensor median_filter(const at::Tensor& x, int64_t width) {
 }
 
 std::vector<std::pair<int64_t, int64_t>> negative_dtw(const at::Tensor& x) {
-  if (x.dim() != 2) throw ShapeError("negative_dtw: expected a matrix, got " + std::to_string(x.dim()) + " dims");
+  if (x.dim() != 2)
+    throw ShapeError("negative_dtw: expected a matrix, got " + std::to_string(x.dim()) + " dims");
   const at::Tensor m = x.to(at::kFloat).contiguous();
   const int64_t n = m.size(0), w = m.size(1);
   if (n == 0 || w == 0) return {};
@@ -190,7 +191,8 @@ TokenAlignment align_text(const models::WhisperModel& model, const at::Tensor& a
   // Each text token's probability among the text tokens (ids below <|endoftext|>),
   // predicted at the position before it.
   const at::Tensor probs = at::softmax(pass.logits.narrow(1, 0, eot), -1).contiguous();
-  for (int64_t k = 0; k < l; ++k) result.text_token_probs.push_back(probs[s + k][text_tokens[k]].item<float>());
+  for (int64_t k = 0; k < l; ++k)
+    result.text_token_probs.push_back(probs[s + k][text_tokens[k]].item<float>());
 
   at::Tensor w = at::softmax(pass.cross_scores.narrow(2, 0, frames), -1);  // [heads, T, frames]
   const at::Tensor mean = w.mean(1, true);
@@ -202,7 +204,8 @@ TokenAlignment align_text(const models::WhisperModel& model, const at::Tensor& a
 }
 
 std::pair<std::vector<std::string>, std::vector<std::vector<int64_t>>> split_to_word_tokens(
-    const text::WhisperTokenizer& tokenizer, const std::vector<int64_t>& tokens, const std::string& language) {
+    const text::WhisperTokenizer& tokenizer, const std::vector<int64_t>& tokens,
+    const std::string& language) {
   auto subwords = split_on_unicode(tokenizer, tokens);
   static const std::vector<std::string> kNoSpaces = {"zh", "ja", "th", "lo", "my", "yue"};
   if (std::find(kNoSpaces.begin(), kNoSpaces.end(), language) != kNoSpaces.end()) return subwords;
@@ -226,14 +229,16 @@ std::pair<std::vector<std::string>, std::vector<std::vector<int64_t>>> split_to_
 }
 
 std::vector<WordTiming> find_alignment(const text::WhisperTokenizer& tokenizer, const std::string& language,
-                                       const std::vector<int64_t>& text_tokens, const TokenAlignment& alignment) {
+                                       const std::vector<int64_t>& text_tokens,
+                                       const TokenAlignment& alignment) {
   std::vector<int64_t> tokens = text_tokens;
   tokens.push_back(tokenizer.eot());
   auto [words, word_tokens] = split_to_word_tokens(tokenizer, tokens, language);
   if (word_tokens.size() <= 1 || alignment.path.empty()) return {};
   // Word boundaries: cumulative token counts of all words but the last (<|endoftext|>).
   std::vector<size_t> boundaries = {0};
-  for (size_t i = 0; i + 1 < word_tokens.size(); ++i) boundaries.push_back(boundaries.back() + word_tokens[i].size());
+  for (size_t i = 0; i + 1 < word_tokens.size(); ++i)
+    boundaries.push_back(boundaries.back() + word_tokens[i].size());
   // The time the path first reaches each token (a jump in its text index).
   std::vector<double> jump_times;
   for (size_t k = 0; k < alignment.path.size(); ++k)
@@ -259,7 +264,8 @@ std::vector<WordTiming> find_alignment(const text::WhisperTokenizer& tokenizer, 
   return out;
 }
 
-void merge_punctuations(std::vector<WordTiming>& words, const std::string& prepended, const std::string& appended) {
+void merge_punctuations(std::vector<WordTiming>& words, const std::string& prepended,
+                        const std::string& appended) {
   if (words.size() >= 2) {
     auto i = static_cast<std::ptrdiff_t>(words.size()) - 2, j = i + 1;
     for (; i >= 0; --i) {

@@ -56,8 +56,9 @@ std::vector<std::pair<int64_t, int64_t>> negative_dtw(const at::Tensor& x);
 
 // CTranslate2's WhisperAlignmentResult for one text sequence.
 struct TokenAlignment {
-  std::vector<std::pair<int64_t, int64_t>> path;  // (text index, encoder frame); text index n is <|endoftext|>
-  std::vector<double> text_token_probs;           // each text token's probability (softmax over text tokens)
+  // (text index, encoder frame) pairs; text index n (the last) is <|endoftext|>.
+  std::vector<std::pair<int64_t, int64_t>> path;
+  std::vector<double> text_token_probs;  // of each text token (softmax over the text tokens)
 };
 
 // CTranslate2's Whisper::align (see the top): `audio_features` [1, n_audio_ctx, d] of
@@ -84,12 +85,14 @@ struct WordTiming {
 // first reaches their first token (start) and the token after their last (end), at 50
 // encoder frames per second. Empty when there are no words.
 std::vector<WordTiming> find_alignment(const text::WhisperTokenizer& tokenizer, const std::string& language,
-                                       const std::vector<int64_t>& text_tokens, const TokenAlignment& alignment);
+                                       const std::vector<int64_t>& text_tokens,
+                                       const TokenAlignment& alignment);
 
 // merge_punctuations: a word that is a space and one of `prepended` joins the word after
 // it, a word in `appended` the word before it (unless that one ends with a space); the
 // emptied word stays, with no text and no tokens. Membership is Python's substring test.
-void merge_punctuations(std::vector<WordTiming>& words, const std::string& prepended, const std::string& appended);
+void merge_punctuations(std::vector<WordTiming>& words, const std::string& prepended,
+                        const std::string& appended);
 
 // add_word_timestamps for the segments of one window (all from its seek): aligns their
 // text tokens together, sets each segment's words (times rounded to 0.01 s, on the

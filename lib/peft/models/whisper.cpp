@@ -257,15 +257,17 @@ class WhisperModel::Loader {
     }
     const auto bad = [&](const std::string& what) {
       throw FormatError(origin, "alignment_heads",
-                        what + " (expected [[layer, head], ...] with layer < " + std::to_string(d.n_text_layer) +
-                            ", head < " + std::to_string(d.n_text_head) + ")");
+                        what + " (expected [[layer, head], ...] with layer < " +
+                            std::to_string(d.n_text_layer) + ", head < " + std::to_string(d.n_text_head) +
+                            ")");
     };
     if (!heads.is_array() || heads.empty()) bad("not a non-empty list");
     for (const auto& p : heads) {
       if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
         bad("entry " + p.dump() + " is not a pair of integers");
       const auto l = p[0].get<int64_t>(), h = p[1].get<int64_t>();
-      if (l < 0 || l >= d.n_text_layer || h < 0 || h >= d.n_text_head) bad("entry " + p.dump() + " is out of range");
+      if (l < 0 || l >= d.n_text_layer || h < 0 || h >= d.n_text_head)
+        bad("entry " + p.dump() + " is out of range");
       m.alignment_heads_.emplace_back(l, h);
     }
   }

@@ -18,11 +18,11 @@ WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio
   if (t < 1 || t > dims_.n_text_ctx)
     throw ShapeError("WhisperModel::alignment_pass: tokens must be [T] with 1 <= T <= " +
                      std::to_string(dims_.n_text_ctx) + ", got " + io::shape_to_string(tokens.sizes().vec()));
-  if (audio_features.dim() != 3 || audio_features.size(0) != 1 || audio_features.size(1) != dims_.n_audio_ctx ||
-      audio_features.size(2) != dims_.n_audio_state)
-    throw ShapeError("WhisperModel::alignment_pass: audio_features must be [1, " + std::to_string(dims_.n_audio_ctx) +
-                     ", " + std::to_string(dims_.n_audio_state) + "], got " +
-                     io::shape_to_string(audio_features.sizes().vec()));
+  if (audio_features.dim() != 3 || audio_features.size(0) != 1 ||
+      audio_features.size(1) != dims_.n_audio_ctx || audio_features.size(2) != dims_.n_audio_state)
+    throw ShapeError("WhisperModel::alignment_pass: audio_features must be [1, " +
+                     std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(dims_.n_audio_state) +
+                     "], got " + io::shape_to_string(audio_features.sizes().vec()));
   const auto norm = [](const at::Tensor& x, const LayerNorm& n) {
     return at::layer_norm(x, {x.size(-1)}, n.weight, n.bias, 1e-5);
   };
