@@ -59,9 +59,9 @@ options:
   --temperature T   decode at temperature T only (no fallback)
   --word-timestamps time each word (cross-attention alignment, as faster-whisper's
                     word_timestamps=True); segments then start and end at their first
-                    and last word, much closer to the speech; --format json lists the
-                    words of each segment (text, srt and vtt are unchanged). Not with
-                    --batch.
+                    and last word, closer to the speech than Whisper's timestamps;
+                    --format json lists the words of each segment (text, srt and vtt
+                    are unchanged). Not with --batch.
   --vad             transcribe only the speech Silero VAD finds; times stay on the
                     original timeline
   --vad-model FILE  Silero VAD TorchScript file (default:
