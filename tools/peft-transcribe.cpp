@@ -61,6 +61,11 @@ options:
   --without-timestamps
                     decode without timestamp tokens (one segment per 30 s window)
   --temperature T   decode at temperature T only (no fallback)
+  --word-timestamps time each word (cross-attention alignment, as faster-whisper's
+                    word_timestamps=True); segments then start and end at their first
+                    and last word, closer to the speech than Whisper's timestamps;
+                    --format json lists the words of each segment (text, srt and vtt
+                    are unchanged). Not with --batch.
   --vad             transcribe only the speech Silero VAD finds; times stay on the
                     original timeline
   --vad-model FILE  Silero VAD TorchScript file (default:
@@ -155,6 +160,8 @@ Args parse_args(int argc, char** argv) {
       a.decoding.without_timestamps = true;
     } else if (arg == "--temperature") {
       a.decoding.temperatures = {to_float(arg, value())};
+    } else if (arg == "--word-timestamps") {
+      a.decoding.word_timestamps = true;
     } else if (arg == "--vad") {
       a.vad = true;
     } else if (arg == "--vad-model") {
@@ -183,6 +190,8 @@ Args parse_args(int argc, char** argv) {
     }
   }
   if (a.files.empty()) usage_error("no audio file given");
+  if (a.decoding.word_timestamps && a.batch > 0)
+    usage_error("--word-timestamps does not work with --batch (yet)");
   try {
     a.decoding.validate();
     if (a.vad) a.vad_options.validate();

@@ -5,12 +5,14 @@ transcribes it with faster-whisper on models/default/whisper-tiny.en, and prints
 utterance, the segments matched to it and their timing errors, so a timing miss of
 libpeft can be told apart from one of Whisper itself. With --write, also stores the
 segments (times, tokens, text) as the fixture the C++ test compares with
-(tests/fixtures/whisper/long_audio_faster_whisper.json, made with --beam 1).
+(tests/fixtures/whisper/long_audio_faster_whisper.json, made with --beam 1; with
+--word-timestamps, long_audio_faster_whisper_words.json, the one the test now uses).
 
 WAVs are read with the wave module and scaled by 1/32768, as libpeft's read_wav does.
 compute_type float32 on the CPU, cpu_threads=2.
 
-Usage: python3 tests/reference/long_audio_faster_whisper.py [--beam N] [--write FILE] [model_dir]
+Usage: python3 tests/reference/long_audio_faster_whisper.py [--beam N] [--word-timestamps] [--vad]
+       [--write FILE] [model_dir]
 Needs: pip install faster-whisper==1.2.1 (ctranslate2 4.x), numpy.
 """
 
@@ -84,19 +86,32 @@ def build(min_seconds=600.0, seed=20261127):
     return np.concatenate(out), placed
 
 
+def segment_json(s):
+    d = {"start": s.start, "end": s.end, "tokens": list(s.tokens), "text": s.text}
+    if s.words is not None:
+        d["words"] = [{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                      for w in s.words]
+    return d
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--write", help="fixture JSON to write")
+    ap.add_argument("--vad", action="store_true", help="vad_filter=True (Silero VAD, default parameters)")
+    ap.add_argument("--word-timestamps", action="store_true",
+                    help="word_timestamps=True (segment times then come from the first/last word)")
     ap.add_argument("model_dir", nargs="?", default="models/default/whisper-tiny.en")
     args = ap.parse_args()
     samples, placed = build()
     print("%d utterances in %.2f s" % (len(placed), len(samples) / RATE))
     model = WhisperModel(args.model_dir, device="cpu", compute_type="float32", cpu_threads=2)
     t0 = time.time()
-    segments, _ = model.transcribe(samples, beam_size=args.beam, language="en")
+    segments, _ = model.transcribe(samples, beam_size=args.beam, language="en",
+                                   word_timestamps=args.word_timestamps, vad_filter=args.vad)
     segments = list(segments)
-    print("beam %d: %d segments in %.1f s" % (args.beam, len(segments), time.time() - t0))
+    print("beam %d%s%s: %d segments in %.1f s" % (args.beam, ", word timestamps" if args.word_timestamps else "",
+                                                  ", VAD" if args.vad else "", len(segments), time.time() - t0))
     owned = [[] for _ in placed]
     for s in segments:
         mid = (s.start + s.end) / 2
@@ -118,17 +133,19 @@ def main():
         print("utterance %d file %d: speech %.2f-%.2f, segments %.2f-%.2f (%d), errors %+.2f / %+.2f%s:%s"
               % (i, f, start, end, owned[i][0].start, owned[i][-1].end, len(owned[i]), es, ee,
                  "  OFF" if err > 0.5 else "", "".join(s.text for s in owned[i])))
-    print("largest timing error %.2f s; %d of %d utterances off by more than 0.5 s" % (worst, off, len(placed)))
+    print("largest timing error %.2f s; %d of %d utterances off by more than 0.5 s (%d within)"
+          % (worst, off, len(placed), len(placed) - off))
     if args.write:
         doc = {
             "generator": "tests/reference/long_audio_faster_whisper.py",
             "faster_whisper": faster_whisper.__version__,
             "ctranslate2": ctranslate2.__version__,
             "beam_size": args.beam,
+            "word_timestamps": args.word_timestamps,
+            "vad_filter": args.vad,
             "seconds": len(samples) / RATE,
             "utterances": [{"file": FILES[f], "start": a, "end": b} for f, a, b in placed],
-            "segments": [{"start": s.start, "end": s.end, "tokens": list(s.tokens), "text": s.text}
-                         for s in segments],
+            "segments": [segment_json(s) for s in segments],
         }
         with open(args.write, "w") as out:
             json.dump(doc, out, indent=1)

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "peft/error.h"
+#include "peft/text/unicode.h"
 
 namespace peft::decoding {
 
@@ -14,6 +15,12 @@ namespace {
 }
 
 std::string str(double v) { return std::to_string(v); }
+
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0, len = 1; i < s.size(); i += len)
+    if (text::utf8_next(s, i, len) < 0) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -47,6 +54,9 @@ void DecodingOptions::validate() const {
     bad("language_detection_segments", std::to_string(language_detection_segments), "must be >= 1");
   if (max_new_tokens && *max_new_tokens < 1)
     bad("max_new_tokens", std::to_string(*max_new_tokens), "must be >= 1");
+  // Punctuation is matched against decoded (valid UTF-8) words.
+  if (!valid_utf8(prepend_punctuations)) bad("prepend_punctuations", "\"...\"", "must be valid UTF-8");
+  if (!valid_utf8(append_punctuations)) bad("append_punctuations", "\"...\"", "must be valid UTF-8");
 }
 
 }  // namespace peft::decoding

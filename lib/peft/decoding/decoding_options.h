@@ -1,8 +1,8 @@
 // Options of Whisper's long-form transcription, named and defaulted as faster-whisper
 // 1.2.1's WhisperModel.transcribe (which drives CTranslate2's generate). Options of
-// faster-whisper left out here: prefix, hotwords, word timestamps, clip timestamps,
-// VAD, multilingual re-detection per window, repetition penalties (their defaults are
-// no-ops). As in faster-whisper, no language means: detect it (multilingual models).
+// faster-whisper left out here: prefix, hotwords, clip timestamps, hallucination
+// silence threshold, VAD, multilingual re-detection per window, repetition penalties
+// (their defaults are no-ops). As in faster-whisper, no language means: detect it (multilingual models).
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,14 @@ struct DecodingOptions {
   // A LoRA / AdaLoRA adapter bound to the model (WhisperModel::bind), or none: applied to
   // every window's encoding and decoding. Shared, so options can be copied freely.
   std::shared_ptr<const adapters::BoundAdapter> adapter;
+
+  // Word-level timestamps (word_timestamps.h): Segment.words, and segment times taken
+  // from the first/last word (much closer to the speech than Whisper's timestamps).
+  bool word_timestamps = false;
+  // Punctuation merged into the next word ("'“¿([{-) and into the previous one
+  // ("'.。,，!！?？:：”)]}、), faster-whisper's defaults.
+  std::string prepend_punctuations = "\"'\u201c\u00bf([{-";
+  std::string append_punctuations = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
 
   // Throws peft::ValueError naming the first option out of range.
   void validate() const;

@@ -1,5 +1,6 @@
 #include "peft/decoding/transcript_format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -58,15 +59,25 @@ std::string format_transcript(const std::vector<Segment>& segments, TranscriptFo
       j["source"] = source;
       j["segments"] = nlohmann::json::array();
       std::string all;
+      // Word timestamps on: every segment lists its words (possibly none).
+      const bool with_words =
+          std::any_of(segments.begin(), segments.end(), [](const Segment& s) { return !s.words.empty(); });
       for (const auto& s : segments) {
-        j["segments"].push_back({{"start", s.start},
-                                 {"end", s.end},
-                                 {"text", s.text},
-                                 {"tokens", s.tokens},
-                                 {"avg_logprob", s.avg_logprob},
-                                 {"no_speech_prob", s.no_speech_prob},
-                                 {"temperature", s.temperature},
-                                 {"compression_ratio", s.compression_ratio}});
+        nlohmann::json js = {{"start", s.start},
+                             {"end", s.end},
+                             {"text", s.text},
+                             {"tokens", s.tokens},
+                             {"avg_logprob", s.avg_logprob},
+                             {"no_speech_prob", s.no_speech_prob},
+                             {"temperature", s.temperature},
+                             {"compression_ratio", s.compression_ratio}};
+        if (with_words) {
+          js["words"] = nlohmann::json::array();
+          for (const auto& w : s.words)
+            js["words"].push_back(
+                {{"start", w.start}, {"end", w.end}, {"word", w.word}, {"probability", w.probability}});
+        }
+        j["segments"].push_back(std::move(js));
         all += s.text;
       }
       j["text"] = trim(all);

@@ -18,7 +18,8 @@ TranscriptFormat parse_transcript_format(const std::string& name);
 // SRT/VTT: one cue per segment, times "HH:MM:SS,mmm" / "HH:MM:SS.mmm". JSON: {"source",
 // "segments": [{start, end, text, tokens, avg_logprob, no_speech_prob, temperature,
 // compression_ratio}], "text"}, plus "language" and "language_probability" when `info`
-// is given.
+// is given. With word timestamps (some segment has words), every segment also has
+// "words": [{start, end, word, probability}].
 std::string format_transcript(const std::vector<Segment>& segments, TranscriptFormat format,
                               const std::string& source = "", const TranscriptionInfo* info = nullptr);
 

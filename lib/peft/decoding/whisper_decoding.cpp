@@ -12,6 +12,7 @@
 #include "peft/decoding/logit_filters.h"
 #include "peft/decoding/search.h"
 #include "peft/decoding/windowed_mel.h"
+#include "peft/decoding/word_timestamps.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/text/whisper_tokenizer.h"
@@ -70,7 +71,8 @@ class Transcriber {
  private:
   std::vector<int64_t> prompt(const std::vector<int64_t>& previous) const;
   Decoded decode_with_fallback(const at::Tensor& features, const std::vector<int64_t>& prompt);
-  void split(const std::vector<int64_t>& tokens, int64_t seek, int64_t segment_size,
+  // Returns whether the tokens end on a single timestamp.
+  bool split(const std::vector<int64_t>& tokens, int64_t seek, int64_t segment_size,
              std::vector<Segment>& out, int64_t& next_seek) const;
 
   const models::WhisperModel& model_;
@@ -148,7 +150,7 @@ Decoded Transcriber::decode_with_fallback(const at::Tensor& features, const std:
   return best;
 }
 
-void Transcriber::split(const std::vector<int64_t>& tokens, int64_t seek, int64_t segment_size,
+bool Transcriber::split(const std::vector<int64_t>& tokens, int64_t seek, int64_t segment_size,
                         std::vector<Segment>& out, int64_t& next_seek) const {
   const int64_t ts0 = tok_.timestamp_begin();
   const auto is_ts = [&](int64_t id) { return id >= ts0; };
@@ -191,6 +193,14 @@ void Transcriber::split(const std::vector<int64_t>& tokens, int64_t seek, int64_
     out.push_back(std::move(s));
     next_seek += segment_size;
   }
+  return single_timestamp_ending;
+}
+
+// faster-whisper's get_end: the end of the last word, else of the last segment.
+double last_end(const std::vector<Segment>& segments) {
+  for (auto s = segments.rbegin(); s != segments.rend(); ++s)
+    if (!s->words.empty()) return s->words.back().end;
+  return segments.back().end;
 }
 
 std::vector<Segment> Transcriber::run(const std::vector<float>& samples, TranscriptionInfo& info) {
@@ -222,6 +232,7 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples, Transcr
   else if (!strip(opt_.initial_prompt).empty())
     all_tokens = tok_.encode(" " + strip(opt_.initial_prompt));
   size_t prompt_reset_since = 0;
+  double last_speech_timestamp = 0;
 
   int64_t seek = 0;
   while (seek < content_frames) {
@@ -242,7 +253,18 @@ std::vector<Segment> Transcriber::run(const std::vector<float>& samples, Transcr
 
     std::vector<Segment> window_segments;
     int64_t next_seek = seek;
-    split(d.result.tokens, seek, segment_size, window_segments, next_seek);
+    const bool single_timestamp_ending =
+        split(d.result.tokens, seek, segment_size, window_segments, next_seek);
+    if (opt_.word_timestamps) {
+      add_word_timestamps(window_segments, model_, tok_, features, sot_sequence_, info.language, segment_size,
+                          opt_.prepend_punctuations, opt_.append_punctuations, last_speech_timestamp,
+                          opt_.adapter.get());
+      const double time_offset = static_cast<double>(seek) * kTimePerFrame;
+      // The next window starts where the last word ends, not at the last timestamp.
+      if (!single_timestamp_ending && last_end(window_segments) > time_offset)
+        next_seek = static_cast<int64_t>(std::nearbyint(last_end(window_segments) * 100.0));
+      last_speech_timestamp = last_end(window_segments);
+    }
     for (Segment& s : window_segments) {
       s.text = tok_.decode(s.tokens);
       if (s.start == s.end || strip(s.text).empty()) continue;

@@ -13,7 +13,11 @@
 //   - segments cut at consecutive timestamp pairs; seek moves to the last timestamp, or
 //     by the whole window after a single timestamp at the end or without timestamps;
 //   - a window whose no-speech probability is over the threshold and whose logprob is
-//     low is skipped.
+//     low is skipped;
+//   - with word_timestamps, each window's segments get words (word_timestamps.h), their
+//     start/end move to the first/last word, and unless the window ended on a single
+//     timestamp the next window starts at the last word's end (when that is inside
+//     this window) rather than at the last timestamp.
 //
 // A multilingual model given no language first detects it (language_detection.h) on the
 // audio's first window(s), as faster-whisper does.
@@ -29,6 +33,7 @@
 
 #include "peft/decoding/decoding_options.h"
 #include "peft/decoding/language_detection.h"
+#include "peft/decoding/word_timestamps.h"
 
 namespace peft::models {
 class WhisperModel;
@@ -48,6 +53,7 @@ struct Segment {
   double no_speech_prob = 0;
   float temperature = 0;  // of the decode that was kept
   double compression_ratio = 0;
+  std::vector<Word> words;  // with DecodingOptions.word_timestamps (start/end are then the words')
 };
 
 // faster-whisper's TranscriptionInfo, language part.

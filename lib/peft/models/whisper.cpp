@@ -233,6 +233,46 @@ class WhisperModel::Loader {
     m.ln_ = hf_norm(w, "decoder.ln", dt);
   }
 
+  // Word-timestamp heads: CTranslate2's config.json (in metadata()), a Hugging Face
+  // generation_config.json beside the weights, else the last half of the layers.
+  static void read_alignment_heads(WhisperModel& m, const io::Checkpoint& ckpt) {
+    const WhisperDims& d = m.dims_;
+    nlohmann::json heads;
+    std::string origin = ckpt.path() + " config";
+    if (ckpt.format() == "ct2") {
+      const auto it = ckpt.metadata().find("alignment_heads");
+      if (it != ckpt.metadata().end()) heads = *it;
+    } else if (ckpt.format() != "pytorch") {
+      const auto gen = std::filesystem::path(ckpt.path()).parent_path() / "generation_config.json";
+      if (std::filesystem::exists(gen)) {
+        const nlohmann::json g = io::read_json_file(gen);
+        if (g.contains("alignment_heads")) heads = g.at("alignment_heads");
+        origin = gen.string();
+      }
+    }
+    m.alignment_heads_.clear();
+    if (heads.is_null()) {
+      for (int64_t l = d.n_text_layer / 2; l < d.n_text_layer; ++l)
+        for (int64_t h = 0; h < d.n_text_head; ++h) m.alignment_heads_.emplace_back(l, h);
+      return;
+    }
+    const auto bad = [&](const std::string& what) {
+      throw FormatError(origin, "alignment_heads",
+                        what + " (expected [[layer, head], ...] with layer < " +
+                            std::to_string(d.n_text_layer) + ", head < " + std::to_string(d.n_text_head) +
+                            ")");
+    };
+    if (!heads.is_array() || heads.empty()) bad("not a non-empty list");
+    for (const auto& p : heads) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
+        bad("entry " + p.dump() + " is not a pair of integers");
+      const auto l = p[0].get<int64_t>(), h = p[1].get<int64_t>();
+      if (l < 0 || l >= d.n_text_layer || h < 0 || h >= d.n_text_head)
+        bad("entry " + p.dump() + " is out of range");
+      m.alignment_heads_.emplace_back(l, h);
+    }
+  }
+
  private:
   static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
                               const std::string& suffix) {
@@ -363,6 +403,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckp
       throw ValueError(config_path.string() + ": model_type is '" + type + "', not 'whisper'");
     Loader::from_hf(*m, ckpt, config, config_path.string());
   }
+  Loader::read_alignment_heads(*m, ckpt);
   return m;
 }
 
@@ -564,6 +605,50 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
   // most of the bytes the step reads, so few rows stream it once (ops::few_rows_linear).
   if (rows * t <= ops::kFewRows) return ops::few_rows_linear(x, token_embedding_, at::Tensor());
   return at::matmul(x, token_embedding_.to(at::kFloat).t());
+}
+
+// ---------------------------------------------------------------------------
+// The decoder pass of word timestamps (decoding/word_timestamps.h): the decode path
+// never keeps attention weights, this one returns the alignment heads' scores.
+
+WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio_features,
+                                                         const at::Tensor& tokens,
+                                                         const adapters::BoundAdapter* adapter) const {
+  const int64_t t = tokens.dim() == 1 ? tokens.size(0) : 0;
+  if (t < 1 || t > dims_.n_text_ctx)
+    throw ShapeError("WhisperModel::alignment_pass: tokens must be [T] with 1 <= T <= " +
+                     std::to_string(dims_.n_text_ctx) + ", got " + io::shape_to_string(tokens.sizes().vec()));
+  if (audio_features.dim() != 3 || audio_features.size(0) != 1 ||
+      audio_features.size(1) != dims_.n_audio_ctx || audio_features.size(2) != dims_.n_audio_state)
+    throw ShapeError("WhisperModel::alignment_pass: audio_features must be [1, " +
+                     std::to_string(dims_.n_audio_ctx) + ", " + std::to_string(dims_.n_audio_state) +
+                     "], got " + io::shape_to_string(audio_features.sizes().vec()));
+  const auto norm = [](const at::Tensor& x, const LayerNorm& n) {
+    return at::layer_norm(x, {x.size(-1)}, n.weight, n.bias, 1e-5);
+  };
+  const int64_t h = dims_.n_text_head, dh = dims_.n_text_state / h;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+
+  WhisperKVCache cache = start(audio_features, adapter);
+  at::Tensor x = at::embedding(token_embedding_, tokens.to(at::kLong).unsqueeze(0)).to(at::kFloat) +
+                 text_pos_.narrow(0, 0, t);
+  std::vector<at::Tensor> scores;
+  for (size_t i = 0; i < decoder_.size(); ++i) {
+    const Block& b = decoder_[i];
+    const Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    x = x + decoder_self_attention(b, norm(x, b.attn_ln), cache, i, proj);
+    const at::Tensor xc = norm(x, b.cross_attn_ln);
+    at::Tensor q;  // [T, H, dh], only for layers with alignment heads
+    for (const auto& [layer, head] : alignment_heads_) {
+      if (layer != static_cast<int64_t>(i)) continue;
+      if (!q.defined()) q = proj(b.cross_attn.query, xc, kCrossQ)[0].view({t, h, dh});
+      scores.push_back(at::mm(q.select(1, head), cache.cross_k[i][0][head].t()).mul_(scale));
+    }
+    x = x + cross_attention(b, xc, cache, i, proj);
+    x = x + proj(b.fc2, at::gelu(proj(b.fc1, norm(x, b.mlp_ln), kFc1)), kFc2);
+  }
+  x = norm(x, ln_)[0];
+  return {at::matmul(x, token_embedding_.to(at::kFloat).t()), at::stack(scores)};
 }
 
 }  // namespace peft::models

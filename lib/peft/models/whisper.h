@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peft/layers/linear.h"
@@ -106,6 +107,25 @@ class WhisperModel {
   // is never changed) and returns the binding that encode()/start() take.
   std::shared_ptr<const adapters::BoundAdapter> bind(const adapters::PeftAdapter& adapter) const;
 
+  // Word timestamps (decoding/word_timestamps.h) ------------------------------------
+  // (decoder layer, head) pairs whose cross-attention follows the speech: the
+  // CTranslate2 config.json's "alignment_heads", else a Hugging Face
+  // generation_config.json's, else (as CTranslate2's converter and openai-whisper) every
+  // head of the last n_text_layer / 2 layers.
+  const std::vector<std::pair<int64_t, int64_t>>& alignment_heads() const { return alignment_heads_; }
+
+  // The decoder pass of CTranslate2's Whisper::align: tokens int64 [T] (a whole sequence,
+  // from <|startoftranscript|>) against one window's audio_features [1, n_audio_ctx, d],
+  // no cache. Returns logits float32 [T, n_vocab] and, per alignment head (in
+  // alignment_heads() order, layer by layer), its cross-attention scores before the
+  // softmax (q.k / sqrt(d_head)) float32 [heads, T, n_audio_ctx]: the caller softmaxes
+  // over the frames that hold audio only, as CTranslate2 does. `adapter`: as in start().
+  struct AlignmentPass {
+    at::Tensor logits, cross_scores;
+  };
+  AlignmentPass alignment_pass(const at::Tensor& audio_features, const at::Tensor& tokens,
+                              const adapters::BoundAdapter* adapter = nullptr) const;
+
  private:
   struct Attention {
     layers::Linear query, key, value, out;
@@ -140,6 +160,7 @@ class WhisperModel {
   at::Tensor text_pos_;         // [n_text_ctx, n_text_state]
   std::vector<Block> decoder_;
   LayerNorm ln_;
+  std::vector<std::pair<int64_t, int64_t>> alignment_heads_;
 };
 
 }  // namespace peft::models
