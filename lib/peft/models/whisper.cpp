@@ -232,7 +232,6 @@ class WhisperModel::Loader {
     m.ln_ = hf_norm(w, "decoder.ln", dt);
   }
 
- private:
   // Every projection quantized as `q` says, named with openai's module names in errors.
   static void quantize(WhisperModel& m, const quant::QuantOptions& q) {
     auto named = [&](const std::string& what) { return m.source_ + ": " + what; };
@@ -253,6 +252,7 @@ class WhisperModel::Loader {
       m.token_embedding_ = m.token_embedding_.quantized(q, named("decoder.token_embedding"));
   }
 
+ private:
   static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
                               const std::string& suffix) {
     int64_t n = 0;

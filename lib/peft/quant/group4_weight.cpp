@@ -63,22 +63,19 @@ const std::array<float, 16>& Group4Weight::nf4_table() {
 const std::array<float, 256>& Group4Weight::dynamic_map() {
   // create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8): for exponent
   // i = 0..6, the 2^i midpoints of linspace(0.1, 1, 2^i + 1) scaled by 10^(i - 6), with
-  // both signs (254 values), plus 0 and 1; sorted. float32 as torch computes it
-  // (linspace fills the first half from the start, the second from the end).
+  // both signs (254 values), plus 0 and 1; sorted.
   static const std::array<float, 256> map = [] {
     std::vector<float> v;
     for (int i = 0; i < 7; ++i) {
-      const int64_t steps = (int64_t{1} << i) + 1;
-      const float start = 0.1f, end = 1.0f, step = (end - start) / static_cast<float>(steps - 1);
-      std::vector<float> b(static_cast<size_t>(steps));
-      for (int64_t j = 0; j < steps; ++j)
-        b[j] = j < steps / 2 ? start + step * static_cast<float>(j)
-                             : end - step * static_cast<float>(steps - j - 1);
-      const float scale = static_cast<float>(std::pow(10.0, i - 6));
-      for (int64_t j = 0; j + 1 < steps; ++j) {
-        const float mean = (b[j] + b[j + 1]) / 2.0f;
-        v.push_back(scale * mean);
-        v.push_back(-(scale * mean));
+      // Through libtorch's own linspace and float32 arithmetic, as bitsandbytes computes it
+      // (a hand-written linspace differs from torch's vectorised one in the last bit).
+      const at::Tensor b = at::linspace(0.1, 1.0, (int64_t{1} << i) + 1, at::TensorOptions().dtype(at::kFloat));
+      const int64_t n = b.size(0) - 1;
+      const at::Tensor means = (b.narrow(0, 0, n) + b.narrow(0, 1, n)) / 2.0;
+      const at::Tensor pos = means * std::pow(10.0, i - 6), neg = means * -std::pow(10.0, i - 6);
+      for (int64_t j = 0; j < n; ++j) {
+        v.push_back(pos[j].item<float>());
+        v.push_back(neg[j].item<float>());
       }
     }
     v.push_back(0.0f);
