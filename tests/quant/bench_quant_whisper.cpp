@@ -1,9 +1,12 @@
-// Whisper tiny.en per quantization mode: weight bytes, time per 30 s window (encode, and
-// encode + decode with the default options: beam 5), and WER on the ten utterances of
+// Whisper tiny.en per quantization mode: weight bytes, time per 30 s window (encode; a
+// fixed decode of 100 steps x 5 rows, the shape of beam 5 over a window's ~100 tokens;
+// and transcribe() of 30 s of speech with the default options, which depends on the text
+// each mode produces: fallbacks, length), and WER on the ten utterances of
 // Debian's pocketsphinx-testdata (5 LibriVox, 5 cards), both sides through Whisper's
 // English normalizer. Not a test: run by hand,
 //   build/tests/bench_quant_whisper [threads (default 2)] [model dir]
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
@@ -84,9 +87,9 @@ int main(int argc, char** argv) {
   std::printf("threads %d, model %s, %zu LibriVox + %zu cards utterances\n", at::get_num_threads(),
               dir.c_str(), librivox.size(), cards.size());
   std::printf(
-      "| mode | weight bytes | encode 30 s (ms) | transcribe 30 s, beam 5 (ms) | WER LibriVox (%%) | WER "
-      "cards (%%) |\n");
-  std::printf("|---|---|---|---|---|---|\n");
+      "| mode | weight bytes | encode 30 s (ms) | decode 100 steps x 5 rows (ms) | transcribe 30 s, beam 5 "
+      "(ms) | WER LibriVox (%%) | WER cards (%%) |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
   for (const char* mode : {"none", "int8", "int4", "nf4", "nf4-dq", "int8+emb"}) {
     quant::QuantOptions o;
     const std::string m = mode;
@@ -100,6 +103,14 @@ int main(int argc, char** argv) {
         static_cast<int>(model->dims().n_mels));
     model->encode(mel);  // warm up
     const double enc = median_ms([&] { model->encode(mel); }, 5);
+    const at::Tensor features = model->encode(mel);
+    const double dec = median_ms(
+        [&] {
+          models::WhisperKVCache cache = model->start(features);
+          at::Tensor tokens = at::full({5, 1}, 50257, at::TensorOptions().dtype(at::kLong));
+          for (int step = 0; step < 100; ++step) tokens = model->decode(tokens, cache).argmax(-1);
+        },
+        3);
     std::string text;
     const double full = median_ms(
         [&] {
@@ -107,8 +118,8 @@ int main(int argc, char** argv) {
           for (const auto& s : decoding::transcribe(*model, tok, window)) text += s.text;
         },
         3);
-    std::printf("| %s | %lld | %.0f | %.0f | %.1f | %.1f |\n", mode,
-                static_cast<long long>(model->weight_bytes()), enc, full, wer(*model, tok, librivox),
+    std::printf("| %s | %lld | %.0f | %.0f | %.0f | %.1f | %.1f |\n", mode,
+                static_cast<long long>(model->weight_bytes()), enc, dec, full, wer(*model, tok, librivox),
                 wer(*model, tok, cards));
     std::fflush(stdout);
   }
