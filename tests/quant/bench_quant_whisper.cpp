@@ -4,7 +4,8 @@
 // each mode produces: fallbacks, length), and WER on the ten utterances of
 // Debian's pocketsphinx-testdata (5 LibriVox, 5 cards), both sides through Whisper's
 // English normalizer. Not a test: run by hand,
-//   build/tests/bench_quant_whisper [threads (default 2)] [model dir]
+//   build/tests/bench_quant_whisper [threads (default 2)] [model dir] [modes, e.g. none,int8]
+// (PEFT_INT8_ONEDNN=1 puts int8's many-rows products on ONEDNN, see int8_weight.cpp.)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -90,9 +91,11 @@ int main(int argc, char** argv) {
       "| mode | weight bytes | encode 30 s (ms) | decode 100 steps x 5 rows (ms) | transcribe 30 s, beam 5 "
       "(ms) | WER LibriVox (%%) | WER cards (%%) |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
+  const std::string only = argc > 3 ? std::string(",") + argv[3] + "," : "";
   for (const char* mode : {"none", "int8", "int4", "nf4", "nf4-dq", "int8+emb"}) {
     quant::QuantOptions o;
     const std::string m = mode;
+    if (!only.empty() && only.find("," + m + ",") == std::string::npos) continue;
     o.type = quant::parse_quant_type(m == "nf4-dq" ? "nf4" : m == "int8+emb" ? "int8" : m);
     o.double_quant = m == "nf4-dq";
     o.quantize_embeddings = m == "int8+emb";

@@ -4,6 +4,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 
+#include <cstdlib>
+
 #include "peft/error.h"
 #include "peft/ops/blas_linear.h"
 #include "peft/ops/few_rows_linear.h"
@@ -13,9 +15,28 @@ namespace peft::quant {
 
 namespace {
 
-// Rows of x up to which the register-widening kernel is used, above it Path::kDequantBlas.
-// Measured (tests/quant/bench_quant_linear.cpp, 2 threads, dev machine) — see
-// choose_path below for the numbers.
+// Rows of x up to which the register-widening kernel is used; above it dequantize + BLAS
+// (or ONEDNN when PEFT_INT8_ONEDNN is set). Measured with tests/quant/bench_quant_linear
+// (2 threads, AMD EPYC with AVX2 and no VNNI, median ms; [out x in]):
+//
+//   rows  shape          float32  float16  kernel  onednn  dequant+blas
+//      1  384 x 384        0.025    0.024   0.038   0.107   0.184
+//      1  1536 x 384       0.064    0.076   0.078   0.158   0.334
+//      1  51864 x 384      6.31     4.01    2.46    8.79    71.4
+//      5  384 x 384        0.095    0.077   0.072   0.123   0.197
+//      5  1536 x 384       0.212    0.217   0.235   0.204   0.410
+//      5  51864 x 384      22.0     21.7    22.9    43.9    111
+//   1500  384 x 384        3.33     3.27    24.4    3.05    3.86
+//   1500  1536 x 384       15.6     13.3    46.2    6.94    13.0
+//
+// So the kernel for few rows (it reads a quarter of float32's bytes: the 51864-row
+// output projection at one row takes 2.5 ms, float16 4.0). For many rows ONEDNN is the
+// fastest (up to 2x), but it also rounds x to 7 bits per tensor (8-bit activations
+// saturate in vpmaddubsw without VNNI): 2.0-2.3% error on random x against < 1% for the
+// weight-only paths, and on tiny.en 8.8% instead of 1.6% logits error, one more word
+// wrong on the 5 cards utterances, and a second (packed) copy of each encoder weight
+// (+8 MB). The 30 s encoder pass went from 418 to 343 ms. Weight-only dequantize + BLAS
+// is the default; PEFT_INT8_ONEDNN=1 opts in to ONEDNN for many rows.
 constexpr int64_t kKernelRows = ops::kFewRows;
 
 using PackedPtr = c10::intrusive_ptr<LinearPackedParamsBase>;
@@ -120,7 +141,10 @@ at::Tensor Int8Weight::linear(const at::Tensor& x, const at::Tensor& bias, Path 
     throw ShapeError("Int8Weight: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
                      " features, the weight " + std::to_string(in_features()));
   const int64_t rows = x.numel() / std::max<int64_t>(in_features(), 1);
-  if (path == Path::kAuto) path = rows <= kKernelRows ? Path::kKernel : Path::kDequantBlas;
+  if (path == Path::kAuto) {
+    static const bool onednn = onednn_available() && std::getenv("PEFT_INT8_ONEDNN") != nullptr;
+    path = rows <= kKernelRows ? Path::kKernel : onednn ? Path::kOnednn : Path::kDequantBlas;
+  }
   switch (path) {
     case Path::kKernel:
       return ops::few_rows_linear_packed(x, view_of(codes_, scale_), bias);

@@ -6,8 +6,10 @@
 // Compute paths (Path), chosen by rows of x as measured on the dev machine (2 threads,
 // see int8_weight.cpp for the numbers): few rows go through ops::few_rows_linear_packed,
 // which widens int8 to float in registers and applies the row scale to each dot
-// product; many rows through ONEDNN's quantized::linear_dynamic (x quantized per call
-// to uint8, int8 x int8 products), or dequantize + float BLAS.
+// product; many rows dequantize + float BLAS (weight-only: the same values), or, with
+// the environment variable PEFT_INT8_ONEDNN set, ONEDNN's quantized::linear_dynamic
+// (engine set explicitly; x quantized per call, int8 x int8 products): up to 2x faster
+// for many rows, less accurate. ONEDNN's packed weight is made on first use, once.
 #pragma once
 
 #include <ATen/core/Tensor.h>
