@@ -17,6 +17,7 @@
 #include "peft/decoding/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
+#include "peft/quant/quant_type.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
 
@@ -76,6 +77,15 @@ options:
                     independently (no previous-text conditioning, first temperature
                     only, no seeking); faster on long files. Needs the VAD model.
   --threads N       libtorch threads (default: all cores)
+  --quant Q         none | int8 | int4 | nf4: quantize the model's projections at load
+                    time (default none: as the checkpoint stores them; a CTranslate2
+                    int8 model stays int8). int8: per output channel; int4 / nf4: one
+                    scale per --group-size weights of a row. The model's weight bytes are
+                    printed to stderr after loading.
+  --group-size N    int4 / nf4 group size: 32, 64 (default) or 128
+  --double-quant    int4 / nf4: also quantize the group scales (8-bit, as bitsandbytes)
+  --quant-embeddings
+                    also quantize the token embedding (the output projection)
   --format F        text | srt | vtt | json (default text)
   --raw-rate HZ     read AUDIO as raw float32 at this sample rate
   -h, --help        this text
@@ -96,6 +106,7 @@ struct Args {
   audio::VadOptions vad_options;
   bool vad_threshold_given = false;
   int threads = 0;
+  quant::QuantOptions quant;
   decoding::TranscriptFormat format = decoding::TranscriptFormat::kText;
   std::optional<int> raw_rate;
   std::vector<std::string> files;
@@ -174,6 +185,18 @@ Args parse_args(int argc, char** argv) {
       if (a.batch < 1) usage_error("--batch must be >= 1");
     } else if (arg == "--threads") {
       a.threads = to_int(arg, value());
+    } else if (arg == "--quant") {
+      try {
+        a.quant.type = quant::parse_quant_type(value());
+      } catch (const ValueError& e) {
+        usage_error(e.what());
+      }
+    } else if (arg == "--group-size") {
+      a.quant.group_size = to_int(arg, value());
+    } else if (arg == "--double-quant") {
+      a.quant.double_quant = true;
+    } else if (arg == "--quant-embeddings") {
+      a.quant.quantize_embeddings = true;
     } else if (arg == "--format") {
       try {
         a.format = decoding::parse_transcript_format(value());
@@ -194,6 +217,7 @@ Args parse_args(int argc, char** argv) {
     usage_error("--word-timestamps does not work with --batch (yet)");
   try {
     a.decoding.validate();
+    a.quant.validate();
     if (a.vad) a.vad_options.validate();
   } catch (const ValueError& e) {
     usage_error(e.what());
@@ -219,7 +243,9 @@ int main(int argc, char** argv) {
   std::optional<text::WhisperTokenizer> tokenizer;
   std::optional<audio::SileroVad> vad;
   try {
-    model = models::WhisperModel::load(args.model);
+    model = models::WhisperModel::load(args.model, args.quant);
+    std::cerr << "peft-transcribe: model weights: " << model->weight_bytes() << " bytes (--quant "
+              << quant::to_string(args.quant.type) << ")\n";
     if (!args.adapter.empty()) args.decoding.adapter = model->bind(adapters::PeftAdapter::load(args.adapter));
     const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
     tokenizer.emplace(args.tokenizer.empty() ? dir / "tokenizer.json" : args.tokenizer,

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "peft/error.h"
+#include "peft/io/ct2.h"
 #include "peft/io/torch_tensor.h"
 
 namespace peft::models {
@@ -23,6 +24,14 @@ at::Tensor WeightLoader::fetch(const std::string& name, const io::Shape& expecte
     throw ShapeError(ckpt_.path() + ": tensor '" + name + "': shape " + io::shape_to_string(info.shape) +
                      ", the model expects " + io::shape_to_string(expected));
   const io::TensorData raw = ckpt_.raw(name);
+  if (info.dtype == io::DType::I8 && ckpt_.contains(name + "_scale")) {
+    // CTranslate2 int8 (convolutions, embeddings, linears read as float): q / scale per row.
+    std::vector<float> values = io::ct2_dequantize_int8(raw, ckpt_.raw(name + "_scale"));
+    at::Tensor t = at::from_blob(values.data(), info.shape, at::TensorOptions().dtype(at::kFloat)).clone();
+    if (!at::isfinite(t).all().item<bool>())
+      throw ValueError(ckpt_.path() + ": tensor '" + name + "': contains NaN or infinite values");
+    return t;
+  }
   at::Tensor t = io::to_torch(raw);
   t = (keep_half && t.scalar_type() == at::kHalf ? t : t.to(at::kFloat)).contiguous();
   // A view of the file would keep the whole mapping alive and alias it: own the data.

@@ -16,7 +16,7 @@ class WeightLoader {
   explicit WeightLoader(const io::Checkpoint& ckpt) : ckpt_(ckpt) {}
 
   bool has(const std::string& name) const { return ckpt_.contains(name); }
-  // Contiguous float32 copy of the tensor. Throws NotFoundError (missing) or ShapeError
+  // Contiguous float32 copy of the tensor (CTranslate2 int8 + "<name>_scale" dequantized). Throws NotFoundError (missing) or ShapeError
   // (shape differs from `expected`; -1 in `expected` matches any size).
   at::Tensor get(const std::string& name, const io::Shape& expected) const;
   // The same for a weight matrix of a linear layer or embedding, kept in float16 when

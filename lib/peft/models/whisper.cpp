@@ -13,7 +13,8 @@
 #include "peft/io/ct2.h"
 #include "peft/io/json_file.h"
 #include "peft/models/weight_loader.h"
-#include "peft/ops/few_rows_linear.h"
+#include "peft/io/torch_tensor.h"
+#include "peft/quant/int8_weight.h"
 
 namespace peft::models {
 
@@ -121,18 +122,17 @@ class WhisperModel::Loader {
     }
     m.ln_post_ = ct2_norm(w, "encoder/layer_norm", da);
 
-    m.token_embedding_ = w.get_matrix("decoder/embeddings/weight", {d.n_vocab, dt});
+    m.token_embedding_ = ct2_rows(w, "decoder/embeddings/weight", {d.n_vocab, dt}, 0, d.n_vocab, at::Tensor());
     m.text_pos_ = w.get("decoder/position_encodings/encodings", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder/layer_" + std::to_string(i) + "/";
       Block b = ct2_block(w, p, dt);
       b.cross_attn_ln = ct2_norm(w, p + "attention/layer_norm", dt);
       b.cross_attn.query = ct2_linear(w, p + "attention/linear_0", dt, dt);
-      const at::Tensor kv_w = w.get_matrix(p + "attention/linear_1/weight", {2 * dt, da});
+      const std::string kv = p + "attention/linear_1/weight";
       const at::Tensor kv_b = w.get(p + "attention/linear_1/bias", {2 * dt});
-      b.cross_attn.key = layers::Linear(kv_w.narrow(0, 0, dt).contiguous(), at::Tensor());
-      b.cross_attn.value =
-          layers::Linear(kv_w.narrow(0, dt, dt).contiguous(), kv_b.narrow(0, dt, dt).contiguous());
+      b.cross_attn.key = ct2_rows(w, kv, {2 * dt, da}, 0, dt, at::Tensor());
+      b.cross_attn.value = ct2_rows(w, kv, {2 * dt, da}, dt, dt, kv_b.narrow(0, dt, dt).contiguous());
       b.cross_attn.out = ct2_linear(w, p + "attention/linear_2", dt, dt);
       m.decoder_.push_back(std::move(b));
     }
@@ -170,7 +170,7 @@ class WhisperModel::Loader {
       m.encoder_.push_back(hf_block(w, e + "layers." + std::to_string(i) + ".", da, ffn_a));
     }
     m.ln_post_ = hf_norm(w, e + "layer_norm", da);
-    m.token_embedding_ = w.get_matrix(dec + "embed_tokens.weight", {d.n_vocab, dt});
+    m.token_embedding_ = layers::Linear(w.get_matrix(dec + "embed_tokens.weight", {d.n_vocab, dt}), at::Tensor());
     m.text_pos_ = w.get(dec + "embed_positions.weight", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = dec + "layers." + std::to_string(i) + ".";
@@ -182,7 +182,7 @@ class WhisperModel::Loader {
     m.ln_ = hf_norm(w, dec + "layer_norm", dt);
     if (w.has("proj_out.weight")) {
       const at::Tensor proj = w.get_matrix("proj_out.weight", {d.n_vocab, dt});
-      if (!at::equal(proj.to(at::kFloat), m.token_embedding_.to(at::kFloat)))
+      if (!at::equal(proj.to(at::kFloat), m.token_embedding_.dense_weight()))
         throw ValueError(ckpt.path() +
                          ": tensor 'proj_out.weight': differs from the token embedding; "
                          "Whisper ties them");
@@ -221,7 +221,7 @@ class WhisperModel::Loader {
     for (int64_t i = 0; i < d.n_audio_layer; ++i)
       m.encoder_.push_back(openai_block(w, "encoder.blocks." + std::to_string(i) + ".", da));
     m.ln_post_ = hf_norm(w, "encoder.ln_post", da);
-    m.token_embedding_ = w.get("decoder.token_embedding.weight", {d.n_vocab, dt});
+    m.token_embedding_ = layers::Linear(w.get("decoder.token_embedding.weight", {d.n_vocab, dt}), at::Tensor());
     m.text_pos_ = w.get("decoder.positional_embedding", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder.blocks." + std::to_string(i) + ".";
@@ -273,6 +273,26 @@ class WhisperModel::Loader {
     }
   }
 
+  // Every projection quantized as `q` says, named with openai's module names in errors.
+  static void quantize(WhisperModel& m, const quant::QuantOptions& q) {
+    auto named = [&](const std::string& what) { return m.source_ + ": " + what; };
+    for (auto* blocks : {&m.encoder_, &m.decoder_}) {
+      const std::string side = blocks == &m.encoder_ ? "encoder" : "decoder";
+      for (size_t i = 0; i < blocks->size(); ++i) {
+        Block& b = (*blocks)[i];
+        const std::string p = side + ".blocks." + std::to_string(i) + ".";
+        for (auto [att, an] : {std::pair{&b.attn, "attn."}, std::pair{&b.cross_attn, "cross_attn."}})
+          for (auto [l, ln] : {std::pair{&att->query, "query"}, std::pair{&att->key, "key"},
+                               std::pair{&att->value, "value"}, std::pair{&att->out, "out"}})
+            *l = l->quantized(q, named(p + an + ln));
+        b.fc1 = b.fc1.quantized(q, named(p + "mlp.0"));
+        b.fc2 = b.fc2.quantized(q, named(p + "mlp.2"));
+      }
+    }
+    if (q.quantize_embeddings)
+      m.token_embedding_ = m.token_embedding_.quantized(q, named("decoder.token_embedding"));
+  }
+
  private:
   static int64_t count_layers(const io::Checkpoint& ckpt, const std::string& prefix,
                               const std::string& suffix) {
@@ -299,7 +319,23 @@ class WhisperModel::Loader {
     return {w.get(p + "/gamma", {dim}), w.get(p + "/beta", {dim})};
   }
   static layers::Linear ct2_linear(const WeightLoader& w, const std::string& p, int64_t out, int64_t in) {
-    return layers::Linear(w.get_matrix(p + "/weight", {out, in}), w.get(p + "/bias", {out}));
+    return ct2_rows(w, p + "/weight", {out, in}, 0, out, w.get(p + "/bias", {out}));
+  }
+  // Rows [row0, row0 + rows) of the CTranslate2 weight matrix `name` (expected `shape`)
+  // as a Linear with `bias`: float16 / float32 as stored, or int8 with its
+  // "<name>_scale" (127 / row max) kept int8 (quant::Int8Weight::from_ct2).
+  static layers::Linear ct2_rows(const WeightLoader& w, const std::string& name, const io::Shape& shape,
+                                 int64_t row0, int64_t rows, at::Tensor bias) {
+    const io::Checkpoint& ckpt = w.checkpoint();
+    if (ckpt.info(name).dtype != io::DType::I8 || !ckpt.contains(name + "_scale"))
+      return layers::Linear(w.get_matrix(name, shape).narrow(0, row0, rows).contiguous(), std::move(bias));
+    if (w.shape(name) != shape)
+      throw ShapeError(ckpt.path() + ": tensor '" + name + "': shape " + io::shape_to_string(w.shape(name)) +
+                       ", the model expects " + io::shape_to_string(shape));
+    const at::Tensor codes = io::to_torch(ckpt.raw(name)).narrow(0, row0, rows).clone();  // own, not the mmap
+    const at::Tensor scale = w.get(name + "_scale", {shape[0]}).narrow(0, row0, rows);
+    return layers::Linear(quant::Int8Weight::from_ct2(codes, scale, ckpt.path() + ": tensor '" + name + "'"),
+                          std::move(bias));
   }
   // Self-attention and FFN, the parts encoder and decoder layers share.
   static Block ct2_block(const WeightLoader& w, const std::string& p, int64_t dim) {
@@ -314,13 +350,13 @@ class WhisperModel::Loader {
     return b;
   }
   static Attention ct2_fused_self_attention(const WeightLoader& w, const std::string& p, int64_t dim) {
-    const at::Tensor qkv_w = w.get_matrix(p + "linear_0/weight", {3 * dim, dim});
+    const std::string qkv = p + "linear_0/weight";
+    const io::Shape shape = {3 * dim, dim};
     const at::Tensor qkv_b = w.get(p + "linear_0/bias", {3 * dim});
     Attention a;
-    a.query = layers::Linear(qkv_w.narrow(0, 0, dim).contiguous(), qkv_b.narrow(0, 0, dim).contiguous());
-    a.key = layers::Linear(qkv_w.narrow(0, dim, dim).contiguous(), at::Tensor());  // k has no bias
-    a.value = layers::Linear(qkv_w.narrow(0, 2 * dim, dim).contiguous(),
-                             qkv_b.narrow(0, 2 * dim, dim).contiguous());
+    a.query = ct2_rows(w, qkv, shape, 0, dim, qkv_b.narrow(0, 0, dim).contiguous());
+    a.key = ct2_rows(w, qkv, shape, dim, dim, at::Tensor());  // k has no bias
+    a.value = ct2_rows(w, qkv, shape, 2 * dim, dim, qkv_b.narrow(0, 2 * dim, dim).contiguous());
     a.out = ct2_linear(w, p + "linear_1", dim, dim);
     return a;
   }
@@ -330,8 +366,9 @@ class WhisperModel::Loader {
     const auto& ct2 = dynamic_cast<const io::Ct2Checkpoint&>(w.checkpoint());
     auto alias = ct2.aliases().find(name);
     if (alias != ct2.aliases().end() && alias->second == "decoder/embeddings/weight") return;
-    if (!at::equal(w.get_matrix(name, {m.dims_.n_vocab, m.dims_.n_text_state}).to(at::kFloat),
-                   m.token_embedding_.to(at::kFloat)))
+    if (!at::equal(ct2_rows(w, name, {m.dims_.n_vocab, m.dims_.n_text_state}, 0, m.dims_.n_vocab, at::Tensor())
+                       .dense_weight(),
+                   m.token_embedding_.dense_weight()))
       throw ValueError(w.checkpoint().path() + ": tensor '" + name +
                        "': differs from the token embedding; Whisper ties them");
   }
@@ -383,12 +420,14 @@ class WhisperModel::Loader {
   }
 };
 
-std::shared_ptr<const WhisperModel> WhisperModel::load(const std::filesystem::path& path) {
+std::shared_ptr<const WhisperModel> WhisperModel::load(const std::filesystem::path& path,
+                                                       const quant::QuantOptions& quant) {
   auto ckpt = io::open_checkpoint(path);
-  return load(*ckpt);
+  return load(*ckpt, quant);
 }
 
-std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckpt) {
+std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckpt, const quant::QuantOptions& quant) {
+  if (quant.type != quant::QuantType::none) quant.validate();
   auto m = std::make_shared<WhisperModel>();
   m->source_ = ckpt.path();
   if (ckpt.format() == "ct2") {
@@ -404,6 +443,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckp
     Loader::from_hf(*m, ckpt, config, config_path.string());
   }
   Loader::read_alignment_heads(*m, ckpt);
+  if (quant.type != quant::QuantType::none) Loader::quantize(*m, quant);
   return m;
 }
 
@@ -412,13 +452,11 @@ int64_t WhisperModel::weight_bytes() const {
   auto add = [&](const at::Tensor& t) {
     if (t.defined()) n += t.numel() * static_cast<int64_t>(t.element_size());
   };
-  auto add_linear = [&](const layers::Linear& l) {
-    add(l.weight());
-    add(l.bias());
-  };
-  for (const at::Tensor* t : {&conv1_w_, &conv1_b_, &conv2_w_, &conv2_b_, &audio_pos_, &token_embedding_,
-                              &text_pos_, &ln_post_.weight, &ln_post_.bias, &ln_.weight, &ln_.bias})
+  auto add_linear = [&](const layers::Linear& l) { n += l.weight_bytes(); };
+  for (const at::Tensor* t : {&conv1_w_, &conv1_b_, &conv2_w_, &conv2_b_, &audio_pos_, &text_pos_, &ln_post_.weight,
+                              &ln_post_.bias, &ln_.weight, &ln_.bias})
     add(*t);
+  add_linear(token_embedding_);
   for (const auto* blocks : {&encoder_, &decoder_})
     for (const Block& b : *blocks) {
       for (const LayerNorm* ln : {&b.attn_ln, &b.cross_attn_ln, &b.mlp_ln}) {
@@ -427,7 +465,7 @@ int64_t WhisperModel::weight_bytes() const {
       }
       for (const Attention* a : {&b.attn, &b.cross_attn})
         for (const layers::Linear* l : {&a->query, &a->key, &a->value, &a->out})
-          if (l->weight().defined()) add_linear(*l);
+          add_linear(*l);
       add_linear(b.fc1);
       add_linear(b.fc2);
     }
@@ -590,7 +628,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
     throw ShapeError("WhisperModel::decode: " + std::to_string(rows) +
                      " token rows do not match the cache (" + std::to_string(cache.windows()) + " windows)");
   at::Tensor x =
-      at::embedding(token_embedding_, tokens).to(at::kFloat) + text_pos_.narrow(0, cache.length, t);
+      token_embedding_.weight_rows(tokens) + text_pos_.narrow(0, cache.length, t);
   check_bound(cache.adapter, this, "WhisperModel::decode");
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
@@ -602,9 +640,8 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
   cache.length += t;
   x = layer_norm(x, ln_.weight, ln_.bias);
   // The output projection reads the whole [vocab, d] embedding: per decoder step that is
-  // most of the bytes the step reads, so few rows stream it once (ops::few_rows_linear).
-  if (rows * t <= ops::kFewRows) return ops::few_rows_linear(x, token_embedding_, at::Tensor());
-  return at::matmul(x, token_embedding_.to(at::kFloat).t());
+  // most of the bytes the step reads, so few rows stream it once (layers::Linear).
+  return token_embedding_(x);
 }
 
 // ---------------------------------------------------------------------------
@@ -630,7 +667,7 @@ WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
 
   WhisperKVCache cache = start(audio_features, adapter);
-  at::Tensor x = at::embedding(token_embedding_, tokens.to(at::kLong).unsqueeze(0)).to(at::kFloat) +
+  at::Tensor x = token_embedding_.weight_rows(tokens.to(at::kLong).unsqueeze(0)) +
                  text_pos_.narrow(0, 0, t);
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < decoder_.size(); ++i) {
@@ -648,7 +685,7 @@ WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio
     x = x + proj(b.fc2, at::gelu(proj(b.fc1, norm(x, b.mlp_ln), kFc1)), kFc2);
   }
   x = norm(x, ln_)[0];
-  return {at::matmul(x, token_embedding_.to(at::kFloat).t()), at::stack(scores)};
+  return {token_embedding_(x), at::stack(scores)};
 }
 
 }  // namespace peft::models

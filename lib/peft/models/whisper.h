@@ -74,8 +74,15 @@ class WhisperModel {
   // checkpoint file (*.pt: dims + model_state_dict). Every size (mel bins, widths,
   // heads, layers, vocabulary, contexts) comes from the checkpoint. Throws peft::Error
   // subclasses naming the file and tensor on missing tensors or wrong shapes.
-  static std::shared_ptr<const WhisperModel> load(const std::filesystem::path& path);
-  static std::shared_ptr<const WhisperModel> load(const io::Checkpoint& ckpt);
+  //
+  // `quant` quantizes every projection (attention q/k/v/out, cross-attention, fc1/fc2)
+  // at load time; norms, biases, convolutions and positions stay float, and the token
+  // embedding (also the output projection) only with quant.quantize_embeddings. A
+  // CTranslate2 int8 checkpoint's weights are used as stored (int8 + scale) with
+  // QuantType::none or int8, dequantized first for the others.
+  static std::shared_ptr<const WhisperModel> load(const std::filesystem::path& path,
+                                                  const quant::QuantOptions& quant = {});
+  static std::shared_ptr<const WhisperModel> load(const io::Checkpoint& ckpt, const quant::QuantOptions& quant = {});
 
   const WhisperDims& dims() const { return dims_; }
   const std::string& source() const { return source_; }
@@ -94,7 +101,7 @@ class WhisperModel {
   // of the cache's windows (rows grouped by window, see WhisperKVCache).
   at::Tensor decode(const at::Tensor& tokens, WhisperKVCache& cache) const;
 
-  // Bytes taken by the weights as loaded.
+  // Bytes taken by the weights as loaded (quantized weights as stored, with their scales).
   int64_t weight_bytes() const;
 
   // Adapters (peft/adapters/). Every projection under its Hugging Face module name,
@@ -156,7 +163,7 @@ class WhisperModel {
   at::Tensor audio_pos_;  // [n_audio_ctx, n_audio_state]
   std::vector<Block> encoder_;
   LayerNorm ln_post_;
-  at::Tensor token_embedding_;  // [n_vocab, n_text_state] (float16 if stored so), also the output projection
+  layers::Linear token_embedding_;  // [n_vocab, n_text_state], no bias: also the output projection
   at::Tensor text_pos_;         // [n_text_ctx, n_text_state]
   std::vector<Block> decoder_;
   LayerNorm ln_;

@@ -1,0 +1,34 @@
+#include "peft/ops/blas_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+namespace peft::ops {
+
+namespace {
+// Fewest rows worth a thread of their own: below it, packing W costs more than the rows.
+constexpr int64_t kRowBlock = 64;
+}  // namespace
+
+at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t k = x.size(-1), rows = x.numel() / std::max<int64_t>(k, 1), n = weight.size(0);
+  const at::Tensor w_t = (weight.scalar_type() == at::kFloat ? weight : weight.to(at::kFloat)).t();
+  const at::Tensor x2 = x.reshape({rows, k});
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = n;
+  at::Tensor y = at::empty({rows, n}, x.options().dtype(at::kFloat));
+  const int64_t block =
+      std::max<int64_t>(kRowBlock, (rows + at::get_num_threads() - 1) / at::get_num_threads());
+  at::parallel_for(0, rows, block, [&](int64_t r0, int64_t r1) {
+    at::Tensor xs = x2.narrow(0, r0, r1 - r0), ys = y.narrow(0, r0, r1 - r0);
+    if (bias.defined())
+      at::addmm_out(ys, bias, xs, w_t);
+    else
+      at::mm_out(ys, xs, w_t);
+  });
+  return y.view(out_shape);
+}
+
+}  // namespace peft::ops

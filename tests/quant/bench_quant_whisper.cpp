@@ -1,0 +1,130 @@
+// Whisper tiny.en per quantization mode: weight bytes, time per 30 s window (encode; a
+// fixed decode of 100 steps x 5 rows, the shape of beam 5 over a window's ~100 tokens;
+// and transcribe() of 30 s of speech with the default options, which depends on the text
+// each mode produces: fallbacks, length), and WER on the ten utterances of
+// Debian's pocketsphinx-testdata (5 LibriVox, 5 cards), both sides through Whisper's
+// English normalizer. Not a test: run by hand,
+//   build/tests/bench_quant_whisper [threads (default 2)] [model dir] [modes, e.g. none,int8]
+// (PEFT_INT8_ONEDNN=1 puts int8's many-rows products on ONEDNN, see int8_weight.cpp.)
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "peft/audio/log_mel.h"
+#include "peft/audio/wav.h"
+#include "peft/decoding/whisper_decoding.h"
+#include "peft/metrics/english_normalizer.h"
+#include "peft/metrics/wer.h"
+#include "peft/models/whisper.h"
+#include "peft/runtime.h"
+#include "peft/text/whisper_tokenizer.h"
+
+using namespace peft;
+
+namespace {
+
+const std::string kData = "/usr/share/pocketsphinx/test/data/";
+
+struct Utterance {
+  std::string reference;
+  std::vector<float> samples;
+};
+
+std::vector<Utterance> read_set(const std::string& transcription, const std::string& dir) {
+  std::ifstream list(kData + transcription);
+  const std::regex line_re(R"(<s>\s*(.*?)\s*</s>\s*\((.+)\))");
+  std::vector<Utterance> out;
+  for (std::string line; std::getline(list, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, line_re))
+      out.push_back({m[1].str(), audio::read_wav(kData + dir + m[2].str() + ".wav").samples});
+  }
+  return out;
+}
+
+double wer(const models::WhisperModel& model, const text::WhisperTokenizer& tok,
+           const std::vector<Utterance>& set) {
+  std::vector<std::string> refs, hyps;
+  for (const auto& u : set) {
+    std::string text;
+    for (const auto& s : decoding::transcribe(model, tok, u.samples)) text += s.text;
+    refs.push_back(metrics::normalize_english(u.reference));
+    hyps.push_back(metrics::normalize_english(text));
+  }
+  return metrics::corpus_wer(refs, hyps).wer * 100;
+}
+
+template <class F>
+double median_ms(F&& f, int reps) {
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const std::string dir = argc > 2 ? argv[2] : "models/default/whisper-tiny.en";
+  configure_runtime(threads);
+  const auto librivox = read_set("librivox/transcription", "librivox/");
+  const auto cards = read_set("cards/cards.transcription", "cards/");
+  // A 30 s window of speech: the LibriVox utterances back to back, cut at 30 s.
+  std::vector<float> window;
+  for (const auto& u : librivox) window.insert(window.end(), u.samples.begin(), u.samples.end());
+  window.resize(16000 * 30, 0.0f);
+  std::printf("threads %d, model %s, %zu LibriVox + %zu cards utterances\n", at::get_num_threads(),
+              dir.c_str(), librivox.size(), cards.size());
+  std::printf(
+      "| mode | weight bytes | encode 30 s (ms) | decode 100 steps x 5 rows (ms) | transcribe 30 s, beam 5 "
+      "(ms) | WER LibriVox (%%) | WER cards (%%) |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  const std::string only = argc > 3 ? std::string(",") + argv[3] + "," : "";
+  for (const char* mode : {"none", "int8", "int4", "nf4", "nf4-dq", "int8+emb"}) {
+    quant::QuantOptions o;
+    const std::string m = mode;
+    if (!only.empty() && only.find("," + m + ",") == std::string::npos) continue;
+    o.type = quant::parse_quant_type(m == "nf4-dq" ? "nf4" : m == "int8+emb" ? "int8" : m);
+    o.double_quant = m == "nf4-dq";
+    o.quantize_embeddings = m == "int8+emb";
+    const auto model = models::WhisperModel::load(dir, o);
+    text::WhisperTokenizer tok(std::string(dir) + "/tokenizer.json", model->dims().n_vocab);
+    const at::Tensor mel = audio::log_mel_spectrogram(
+        at::from_blob(window.data(), {1, static_cast<int64_t>(window.size())}).clone(),
+        static_cast<int>(model->dims().n_mels));
+    model->encode(mel);  // warm up
+    const double enc = median_ms([&] { model->encode(mel); }, 5);
+    const at::Tensor features = model->encode(mel);
+    const double dec = median_ms(
+        [&] {
+          models::WhisperKVCache cache = model->start(features);
+          at::Tensor tokens = at::full({5, 1}, 50257, at::TensorOptions().dtype(at::kLong));
+          for (int step = 0; step < 100; ++step) tokens = model->decode(tokens, cache).argmax(-1);
+        },
+        3);
+    std::string text;
+    const double full = median_ms(
+        [&] {
+          text.clear();
+          for (const auto& s : decoding::transcribe(*model, tok, window)) text += s.text;
+        },
+        3);
+    std::printf("| %s | %lld | %.0f | %.0f | %.0f | %.1f | %.1f |\n", mode,
+                static_cast<long long>(model->weight_bytes()), enc, dec, full, wer(*model, tok, librivox),
+                wer(*model, tok, cards));
+    std::fflush(stdout);
+  }
+  return 0;
+}
