@@ -12,8 +12,8 @@
 #include "peft/io/checkpoint.h"
 #include "peft/io/ct2.h"
 #include "peft/io/json_file.h"
-#include "peft/models/weight_loader.h"
 #include "peft/io/torch_tensor.h"
+#include "peft/models/weight_loader.h"
 #include "peft/quant/int8_weight.h"
 
 namespace peft::models {
@@ -122,7 +122,8 @@ class WhisperModel::Loader {
     }
     m.ln_post_ = ct2_norm(w, "encoder/layer_norm", da);
 
-    m.token_embedding_ = ct2_rows(w, "decoder/embeddings/weight", {d.n_vocab, dt}, 0, d.n_vocab, at::Tensor());
+    m.token_embedding_ =
+        ct2_rows(w, "decoder/embeddings/weight", {d.n_vocab, dt}, 0, d.n_vocab, at::Tensor());
     m.text_pos_ = w.get("decoder/position_encodings/encodings", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder/layer_" + std::to_string(i) + "/";
@@ -170,7 +171,8 @@ class WhisperModel::Loader {
       m.encoder_.push_back(hf_block(w, e + "layers." + std::to_string(i) + ".", da, ffn_a));
     }
     m.ln_post_ = hf_norm(w, e + "layer_norm", da);
-    m.token_embedding_ = layers::Linear(w.get_matrix(dec + "embed_tokens.weight", {d.n_vocab, dt}), at::Tensor());
+    m.token_embedding_ =
+        layers::Linear(w.get_matrix(dec + "embed_tokens.weight", {d.n_vocab, dt}), at::Tensor());
     m.text_pos_ = w.get(dec + "embed_positions.weight", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = dec + "layers." + std::to_string(i) + ".";
@@ -221,7 +223,8 @@ class WhisperModel::Loader {
     for (int64_t i = 0; i < d.n_audio_layer; ++i)
       m.encoder_.push_back(openai_block(w, "encoder.blocks." + std::to_string(i) + ".", da));
     m.ln_post_ = hf_norm(w, "encoder.ln_post", da);
-    m.token_embedding_ = layers::Linear(w.get("decoder.token_embedding.weight", {d.n_vocab, dt}), at::Tensor());
+    m.token_embedding_ =
+        layers::Linear(w.get("decoder.token_embedding.weight", {d.n_vocab, dt}), at::Tensor());
     m.text_pos_ = w.get("decoder.positional_embedding", {d.n_text_ctx, dt});
     for (int64_t i = 0; i < d.n_text_layer; ++i) {
       const std::string p = "decoder.blocks." + std::to_string(i) + ".";
@@ -366,9 +369,10 @@ class WhisperModel::Loader {
     const auto& ct2 = dynamic_cast<const io::Ct2Checkpoint&>(w.checkpoint());
     auto alias = ct2.aliases().find(name);
     if (alias != ct2.aliases().end() && alias->second == "decoder/embeddings/weight") return;
-    if (!at::equal(ct2_rows(w, name, {m.dims_.n_vocab, m.dims_.n_text_state}, 0, m.dims_.n_vocab, at::Tensor())
-                       .dense_weight(),
-                   m.token_embedding_.dense_weight()))
+    if (!at::equal(
+            ct2_rows(w, name, {m.dims_.n_vocab, m.dims_.n_text_state}, 0, m.dims_.n_vocab, at::Tensor())
+                .dense_weight(),
+            m.token_embedding_.dense_weight()))
       throw ValueError(w.checkpoint().path() + ": tensor '" + name +
                        "': differs from the token embedding; Whisper ties them");
   }
@@ -426,7 +430,8 @@ std::shared_ptr<const WhisperModel> WhisperModel::load(const std::filesystem::pa
   return load(*ckpt, quant);
 }
 
-std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckpt, const quant::QuantOptions& quant) {
+std::shared_ptr<const WhisperModel> WhisperModel::load(const io::Checkpoint& ckpt,
+                                                       const quant::QuantOptions& quant) {
   if (quant.type != quant::QuantType::none) quant.validate();
   auto m = std::make_shared<WhisperModel>();
   m->source_ = ckpt.path();
@@ -453,8 +458,8 @@ int64_t WhisperModel::weight_bytes() const {
     if (t.defined()) n += t.numel() * static_cast<int64_t>(t.element_size());
   };
   auto add_linear = [&](const layers::Linear& l) { n += l.weight_bytes(); };
-  for (const at::Tensor* t : {&conv1_w_, &conv1_b_, &conv2_w_, &conv2_b_, &audio_pos_, &text_pos_, &ln_post_.weight,
-                              &ln_post_.bias, &ln_.weight, &ln_.bias})
+  for (const at::Tensor* t : {&conv1_w_, &conv1_b_, &conv2_w_, &conv2_b_, &audio_pos_, &text_pos_,
+                              &ln_post_.weight, &ln_post_.bias, &ln_.weight, &ln_.bias})
     add(*t);
   add_linear(token_embedding_);
   for (const auto* blocks : {&encoder_, &decoder_})
@@ -464,8 +469,7 @@ int64_t WhisperModel::weight_bytes() const {
         add(ln->bias);
       }
       for (const Attention* a : {&b.attn, &b.cross_attn})
-        for (const layers::Linear* l : {&a->query, &a->key, &a->value, &a->out})
-          add_linear(*l);
+        for (const layers::Linear* l : {&a->query, &a->key, &a->value, &a->out}) add_linear(*l);
       add_linear(b.fc1);
       add_linear(b.fc2);
     }
@@ -530,6 +534,36 @@ std::vector<adapters::ModuleSlot> WhisperModel::adaptable_modules() const {
 
 std::shared_ptr<const adapters::BoundAdapter> WhisperModel::bind(const adapters::PeftAdapter& adapter) const {
   return adapters::BoundAdapter::bind(this, "the Whisper model " + source_, adaptable_modules(), adapter);
+}
+
+std::shared_ptr<const WhisperModel> WhisperModel::merged(const adapters::BoundAdapter& adapter) const {
+  return with_adapter_merged(adapter, 1.0);
+}
+
+std::shared_ptr<const WhisperModel> WhisperModel::unmerged(const adapters::BoundAdapter& adapter) const {
+  return with_adapter_merged(adapter, -1.0);
+}
+
+std::shared_ptr<const WhisperModel> WhisperModel::with_adapter_merged(const adapters::BoundAdapter& adapter,
+                                                                      double sign) const {
+  check_bound(&adapter, this, sign > 0 ? "WhisperModel::merged" : "WhisperModel::unmerged");
+  auto m = std::make_shared<WhisperModel>(*this);  // tensors shared, not copied
+  const std::vector<adapters::ModuleSlot> names = adaptable_modules();
+  size_t first = 0;
+  for (auto* blocks : {&m->encoder_, &m->decoder_})
+    for (Block& b : *blocks) {
+      layers::Linear* by_slot[kSlotsPerLayer] = {
+          &b.attn.query,     &b.attn.key,         &b.attn.value,     &b.attn.out, &b.cross_attn.query,
+          &b.cross_attn.key, &b.cross_attn.value, &b.cross_attn.out, &b.fc1,      &b.fc2};
+      for (size_t s = 0; s < kSlotsPerLayer; ++s)
+        if (const adapters::LoraModule* lora = adapter.module(first + s)) {
+          layers::Linear& l = *by_slot[s];
+          l = l.with_weight(l.dense_weight() + sign * lora->delta_weight(),
+                            source_ + ": " + names[first + s].name);
+        }
+      first += kSlotsPerLayer;
+    }
+  return m;
 }
 
 // ---------------------------------------------------------------------------
@@ -627,8 +661,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
   if (rows % cache.windows() != 0 || (cache.self_k.front().defined() && cache.self_k.front().size(0) != rows))
     throw ShapeError("WhisperModel::decode: " + std::to_string(rows) +
                      " token rows do not match the cache (" + std::to_string(cache.windows()) + " windows)");
-  at::Tensor x =
-      token_embedding_.weight_rows(tokens) + text_pos_.narrow(0, cache.length, t);
+  at::Tensor x = token_embedding_.weight_rows(tokens) + text_pos_.narrow(0, cache.length, t);
   check_bound(cache.adapter, this, "WhisperModel::decode");
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
@@ -667,8 +700,7 @@ WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
 
   WhisperKVCache cache = start(audio_features, adapter);
-  at::Tensor x = token_embedding_.weight_rows(tokens.to(at::kLong).unsqueeze(0)) +
-                 text_pos_.narrow(0, 0, t);
+  at::Tensor x = token_embedding_.weight_rows(tokens.to(at::kLong).unsqueeze(0)) + text_pos_.narrow(0, 0, t);
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];

@@ -82,7 +82,8 @@ class WhisperModel {
   // QuantType::none or int8, dequantized first for the others.
   static std::shared_ptr<const WhisperModel> load(const std::filesystem::path& path,
                                                   const quant::QuantOptions& quant = {});
-  static std::shared_ptr<const WhisperModel> load(const io::Checkpoint& ckpt, const quant::QuantOptions& quant = {});
+  static std::shared_ptr<const WhisperModel> load(const io::Checkpoint& ckpt,
+                                                  const quant::QuantOptions& quant = {});
 
   const WhisperDims& dims() const { return dims_; }
   const std::string& source() const { return source_; }
@@ -113,6 +114,14 @@ class WhisperModel {
   // Checks `adapter` against this model (throws peft::Error naming the module; the model
   // is never changed) and returns the binding that encode()/start() take.
   std::shared_ptr<const adapters::BoundAdapter> bind(const adapters::PeftAdapter& adapter) const;
+  // A new model with `adapter` (bound to this model) merged into the weights:
+  // W' = W + delta_weight, no cost per call. A quantized projection is dequantized,
+  // merged and re-quantized to its format. Projections the adapter does not touch share
+  // this model's tensors, so the copy costs only the merged weights.
+  std::shared_ptr<const WhisperModel> merged(const adapters::BoundAdapter& adapter) const;
+  // The reverse, W' = W - delta_weight, with `adapter` bound to this (merged) model: the
+  // base again, up to float32 rounding (and, for a quantized base, re-quantization).
+  std::shared_ptr<const WhisperModel> unmerged(const adapters::BoundAdapter& adapter) const;
 
   // Word timestamps (decoding/word_timestamps.h) ------------------------------------
   // (decoder layer, head) pairs whose cross-attention follows the speech: the
@@ -131,7 +140,7 @@ class WhisperModel {
     at::Tensor logits, cross_scores;
   };
   AlignmentPass alignment_pass(const at::Tensor& audio_features, const at::Tensor& tokens,
-                              const adapters::BoundAdapter* adapter = nullptr) const;
+                               const adapters::BoundAdapter* adapter = nullptr) const;
 
  private:
   struct Attention {
@@ -151,6 +160,8 @@ class WhisperModel {
   class Loader;
 
   class Projector;  // base projection plus the adapter's delta (whisper.cpp)
+  std::shared_ptr<const WhisperModel> with_adapter_merged(const adapters::BoundAdapter& adapter,
+                                                          double sign) const;
   at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x, const Projector& proj) const;
   at::Tensor decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache, size_t layer,
                                     const Projector& proj) const;
@@ -164,7 +175,7 @@ class WhisperModel {
   std::vector<Block> encoder_;
   LayerNorm ln_post_;
   layers::Linear token_embedding_;  // [n_vocab, n_text_state], no bias: also the output projection
-  at::Tensor text_pos_;         // [n_text_ctx, n_text_state]
+  at::Tensor text_pos_;             // [n_text_ctx, n_text_state]
   std::vector<Block> decoder_;
   LayerNorm ln_;
   std::vector<std::pair<int64_t, int64_t>> alignment_heads_;
