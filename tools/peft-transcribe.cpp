@@ -1,6 +1,9 @@
 // peft-transcribe: speech to text with Whisper. Reads WAV files (any rate, any channel
 // count) or raw float32 audio, and prints one transcript per file.
 #include <cstdlib>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -236,6 +239,13 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef __GLIBC__
+  // One malloc arena: libtorch's worker threads otherwise get arenas of their own that
+  // keep freed activations. Measured (5.4 min of speech, beam 1, 2 threads): peak RSS
+  // 630 -> 547 MB, time unchanged (18.7 vs 18.3 s). A process-wide choice, so the CLI
+  // makes it, not the library.
+  mallopt(M_ARENA_MAX, 1);
+#endif
   Args args = parse_args(argc, argv);
   configure_runtime(args.threads);
 
