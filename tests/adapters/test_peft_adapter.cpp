@@ -413,6 +413,19 @@ BOOST_AUTO_TEST_CASE(bad_adapters_give_errors_naming_the_module_or_file) {
   const auto other = models::WhisperModel::load(peft_fixtures() / "whisper_random");
   const auto foreign = other->bind(PeftAdapter::load(peft_fixtures() / "lora"));
   PEFT_CHECK_THROW_MSG(model->encode(ref("mel"), foreign.get()), ValueError, {"another model"});
+  // Even when the model it was bound to is gone and another object sits at its address.
+  std::shared_ptr<const adapters::BoundAdapter> orphan;
+  const void* address = nullptr;
+  {
+    auto gone = models::WhisperModel::load(peft_fixtures() / "whisper_random");
+    orphan = gone->bind(PeftAdapter::load(peft_fixtures() / "lora"));
+    address = gone.get();
+  }
+  for (int i = 0; i < 4; ++i) {
+    const auto next = models::WhisperModel::load(peft_fixtures() / "whisper_random");
+    BOOST_TEST_MESSAGE("reloaded at the same address: " << (next.get() == address));
+    PEFT_CHECK_THROW_MSG(next->encode(ref("mel"), orphan.get()), ValueError, {"another model"});
+  }
 
   BOOST_CHECK(at::equal(logits(*model, nullptr), before));  // the base is untouched by all of it
 }

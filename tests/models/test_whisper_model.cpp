@@ -142,6 +142,19 @@ BOOST_AUTO_TEST_CASE(hugging_face_layout_gives_the_same_logits) {
   auto c2 = model->start(model->encode(mel));
   const at::Tensor l1 = reference->decode(tokens, c1), l2 = model->decode(tokens, c2);
   BOOST_CHECK_LE((l1 - l2).abs().max().item<float>(), 1e-4f * l1.abs().max().item<float>());
+
+  // logits_at: one position's logits (a prompt's prefill), the same values, the cache
+  // grown by every token; a position outside the tokens is refused.
+  for (int64_t at_pos : {0, 2, 3}) {
+    auto c3 = reference->start(reference->encode(mel));
+    const at::Tensor one = reference->decode(tokens, c3, at_pos);
+    BOOST_TEST(one.sizes() == (std::vector<int64_t>{1, 1, l1.size(2)}));
+    BOOST_CHECK_LE((one[0][0] - l1[0][at_pos]).abs().max().item<float>(), 1e-5f * l1.abs().max().item<float>());
+    BOOST_TEST(c3.length == 4);
+  }
+  auto c4 = reference->start(reference->encode(mel));
+  BOOST_CHECK_THROW(reference->decode(tokens, c4, 4), ValueError);
+  BOOST_CHECK_THROW(reference->decode(tokens, c4, -1), ValueError);
 }
 
 // A checkpoint that lacks a tensor or has one of the wrong shape fails at load time

@@ -6,8 +6,11 @@
 // English normalizer. Not a test: run by hand,
 //   build/tests/bench_quant_whisper [threads (default 2)] [model dir] [modes, e.g. none,int8]
 // (PEFT_INT8_ONEDNN=1 puts int8's many-rows products on ONEDNN, see int8_weight.cpp.)
+// The last column is the process's peak RSS so far: run one mode per process for each
+// mode's own (docs/BENCHMARKS.md loops over the modes).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -89,8 +92,8 @@ int main(int argc, char** argv) {
               dir.c_str(), librivox.size(), cards.size());
   std::printf(
       "| mode | weight bytes | encode 30 s (ms) | decode 100 steps x 5 rows (ms) | transcribe 30 s, beam 5 "
-      "(ms) | WER LibriVox (%%) | WER cards (%%) |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+      "(ms) | WER LibriVox (%%) | WER cards (%%) | peak RSS (MiB) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   const std::string only = argc > 3 ? std::string(",") + argv[3] + "," : "";
   for (const char* mode : {"none", "int8", "int4", "nf4", "nf4-dq", "int8+emb"}) {
     quant::QuantOptions o;
@@ -121,9 +124,12 @@ int main(int argc, char** argv) {
           for (const auto& s : decoding::transcribe(*model, tok, window)) text += s.text;
         },
         3);
-    std::printf("| %s | %lld | %.0f | %.0f | %.0f | %.1f | %.1f |\n", mode,
-                static_cast<long long>(model->weight_bytes()), enc, dec, full, wer(*model, tok, librivox),
-                wer(*model, tok, cards));
+    const double wer_librivox = wer(*model, tok, librivox), wer_cards = wer(*model, tok, cards);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    std::printf("| %s | %lld | %.0f | %.0f | %.0f | %.1f | %.1f | %ld |\n", mode,
+                static_cast<long long>(model->weight_bytes()), enc, dec, full, wer_librivox, wer_cards,
+                usage.ru_maxrss / 1024);
     std::fflush(stdout);
   }
   return 0;

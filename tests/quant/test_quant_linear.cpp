@@ -313,6 +313,38 @@ BOOST_AUTO_TEST_CASE(group4_kernel_and_dequant_blas_paths_agree) {
       }
 }
 
+// Matrices taller than one block of rows (quantize works 2048 rows at a time; the
+// many-rows path dequantizes 16 MB of W at a time): the codes equal a whole-matrix
+// computation, and the blocked product equals x times the whole dequantized W.
+BOOST_AUTO_TEST_CASE(blocked_quantization_and_blocked_dequant_blas_match_whole_matrix) {
+  at::manual_seed(13);
+  const int64_t out = 12000, in = 384;  // 4.6 M values: two blocks of the product, six of quantize
+  const at::Tensor w = at::randn({out, in}).to(at::kHalf), b = at::randn({out});
+
+  const auto q8 = Int8Weight::quantize(w, "tall");
+  const at::Tensor wf = w.to(at::kFloat);
+  const at::Tensor amax = std::get<0>(wf.abs().max(1));
+  const at::Tensor scale = amax / 127.0;
+  const at::Tensor expected = at::round(wf / scale.unsqueeze(1)).clamp(-127, 127) * scale.unsqueeze(1);
+  BOOST_TEST(at::equal(q8->dequantize(), expected));
+
+  const auto q4 = Group4Weight::quantize(w, QuantType::int4, 64, false, "tall");
+  const at::Tensor g = wf.reshape({out, in / 64, 64});
+  const at::Tensor gs = (std::get<0>(g.abs().max(-1)) / 7.0).unsqueeze(-1);
+  BOOST_TEST(at::equal(q4->dequantize(), (at::round(g / gs).clamp(-7, 7) * gs).reshape({out, in})));
+
+  for (const quant::QuantizedWeight* q : {static_cast<const quant::QuantizedWeight*>(q8.get()),
+                                          static_cast<const quant::QuantizedWeight*>(q4.get())})
+    for (bool with_bias : {false, true}) {
+      const at::Tensor x = at::randn({2, 20, in}), bias = with_bias ? b : at::Tensor();
+      BOOST_TEST_CONTEXT(q->format() << (with_bias ? " with bias" : "")) {
+        const at::Tensor y = q->dequantized_linear(x, bias);
+        BOOST_TEST(y.sizes() == (std::vector<int64_t>{2, 20, out}));
+        BOOST_TEST(rel_error(y, float_linear(x, q->dequantize(), bias)) < 1e-6);
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(refuses_nan_weights_and_bad_group_sizes_naming_the_tensor) {
   at::Tensor w = at::randn({8, 64});
   w[3][5] = std::nanf("");

@@ -6,7 +6,7 @@
 
 namespace peft::adapters {
 
-std::shared_ptr<const BoundAdapter> BoundAdapter::bind(const void* model, const std::string& model_name,
+std::shared_ptr<const BoundAdapter> BoundAdapter::bind(const ModelIdentity& model, const std::string& model_name,
                                                        const std::vector<ModuleSlot>& slots,
                                                        const PeftAdapter& adapter) {
   const std::string origin = adapter.source().empty() ? std::string("adapter") : adapter.source();
@@ -24,7 +24,7 @@ std::shared_ptr<const BoundAdapter> BoundAdapter::bind(const void* model, const 
     throw ValueError(origin + ": target_modules (" + targets + ") match no module of " + model_name);
   }
   auto bound = std::shared_ptr<BoundAdapter>(new BoundAdapter());
-  bound->model_ = model;
+  bound->model_ = model.value();
   bound->adapter_ = std::make_shared<const PeftAdapter>(adapter);
   bound->slots_.assign(slots.size(), nullptr);
   for (const auto& [name, module] : bound->adapter_->modules()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "peft/adapters/model_identity.h"
 #include "peft/adapters/peft_adapter.h"
 
 namespace peft::adapters {
@@ -25,19 +26,19 @@ class BoundAdapter {
   // ValueError when target_modules select none of the model's modules or the adapter
   // has a module the model lacks, ShapeError when a module's widths differ from the
   // model's; `model_name` (e.g. its path) is named in the messages. `model` identifies
-  // the model, so that using the binding with another model is refused.
-  static std::shared_ptr<const BoundAdapter> bind(const void* model, const std::string& model_name,
+  // the model object, so that using the binding with another model is refused.
+  static std::shared_ptr<const BoundAdapter> bind(const ModelIdentity& model, const std::string& model_name,
                                                   const std::vector<ModuleSlot>& slots,
                                                   const PeftAdapter& adapter);
 
   // The adapter's module for `slot`, or nullptr.
   const LoraModule* module(size_t slot) const { return slot < slots_.size() ? slots_[slot] : nullptr; }
-  bool bound_to(const void* model) const { return model_ == model; }
+  bool bound_to(const ModelIdentity& model) const { return model_ == model.value(); }
   const PeftAdapter& adapter() const { return *adapter_; }
 
  private:
   BoundAdapter() = default;
-  const void* model_ = nullptr;
+  uint64_t model_ = 0;
   std::shared_ptr<const PeftAdapter> adapter_;  // owns the modules slots_ point to
   std::vector<const LoraModule*> slots_;
 };

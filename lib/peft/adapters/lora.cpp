@@ -4,6 +4,7 @@
 
 #include "peft/error.h"
 #include "peft/io/dtype.h"
+#include "peft/ops/all_finite.h"
 
 namespace peft::adapters {
 
@@ -14,7 +15,7 @@ at::Tensor checked(const std::string& module, const char* what, const at::Tensor
     throw ShapeError("adapter module '" + module + "': " + what + " must have " + std::to_string(rank) +
                      " dimensions, got " + (t.defined() ? io::shape_to_string(t.sizes().vec()) : "none"));
   at::Tensor f = t.to(at::kFloat).contiguous();
-  if (f.numel() > 0 && !at::isfinite(f).all().item<bool>())
+  if (!ops::all_finite(f))
     throw ValueError("adapter module '" + module + "': " + what + " holds NaN or infinite values");
   return f;
 }

@@ -5,6 +5,7 @@
 #include "peft/error.h"
 #include "peft/io/ct2.h"
 #include "peft/io/torch_tensor.h"
+#include "peft/ops/all_finite.h"
 
 namespace peft::models {
 
@@ -28,7 +29,7 @@ at::Tensor WeightLoader::fetch(const std::string& name, const io::Shape& expecte
     // CTranslate2 int8 (convolutions, embeddings, linears read as float): q / scale per row.
     std::vector<float> values = io::ct2_dequantize_int8(raw, ckpt_.raw(name + "_scale"));
     at::Tensor t = at::from_blob(values.data(), info.shape, at::TensorOptions().dtype(at::kFloat)).clone();
-    if (!at::isfinite(t).all().item<bool>())
+    if (!ops::all_finite(t))
       throw ValueError(ckpt_.path() + ": tensor '" + name + "': contains NaN or infinite values");
     return t;
   }
@@ -36,7 +37,7 @@ at::Tensor WeightLoader::fetch(const std::string& name, const io::Shape& expecte
   t = (keep_half && t.scalar_type() == at::kHalf ? t : t.to(at::kFloat)).contiguous();
   // A view of the file would keep the whole mapping alive and alias it: own the data.
   if (io::shares_storage(t, raw)) t = t.clone();
-  if (!at::isfinite(t).all().item<bool>())
+  if (!ops::all_finite(t))
     throw ValueError(ckpt_.path() + ": tensor '" + name + "': contains NaN or infinite values");
   return t;
 }

@@ -501,7 +501,8 @@ class WhisperModel::Projector {
 };
 
 namespace {
-void check_bound(const adapters::BoundAdapter* adapter, const void* model, const char* where) {
+void check_bound(const adapters::BoundAdapter* adapter, const adapters::ModelIdentity& model,
+                 const char* where) {
   if (adapter != nullptr && !adapter->bound_to(model))
     throw ValueError(std::string(where) + ": the adapter '" + adapter->adapter().source() +
                      "' was bound to another model; bind it to this one");
@@ -533,7 +534,7 @@ std::vector<adapters::ModuleSlot> WhisperModel::adaptable_modules() const {
 }
 
 std::shared_ptr<const adapters::BoundAdapter> WhisperModel::bind(const adapters::PeftAdapter& adapter) const {
-  return adapters::BoundAdapter::bind(this, "the Whisper model " + source_, adaptable_modules(), adapter);
+  return adapters::BoundAdapter::bind(identity_, "the Whisper model " + source_, adaptable_modules(), adapter);
 }
 
 std::shared_ptr<const WhisperModel> WhisperModel::merged(const adapters::BoundAdapter& adapter) const {
@@ -546,7 +547,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::unmerged(const adapters::Bound
 
 std::shared_ptr<const WhisperModel> WhisperModel::with_adapter_merged(const adapters::BoundAdapter& adapter,
                                                                       double sign) const {
-  check_bound(&adapter, this, sign > 0 ? "WhisperModel::merged" : "WhisperModel::unmerged");
+  check_bound(&adapter, identity_, sign > 0 ? "WhisperModel::merged" : "WhisperModel::unmerged");
   auto m = std::make_shared<WhisperModel>(*this);  // tensors shared, not copied
   const std::vector<adapters::ModuleSlot> names = adaptable_modules();
   size_t first = 0;
@@ -616,7 +617,7 @@ at::Tensor WhisperModel::cross_attention(const Block& b, const at::Tensor& x, co
 }
 
 at::Tensor WhisperModel::encode(const at::Tensor& mel, const adapters::BoundAdapter* adapter) const {
-  check_bound(adapter, this, "WhisperModel::encode");
+  check_bound(adapter, identity_, "WhisperModel::encode");
   if (mel.dim() != 3 || mel.size(1) != dims_.n_mels || mel.size(2) != 2 * dims_.n_audio_ctx)
     throw ShapeError("WhisperModel::encode: mel must be [batch, " + std::to_string(dims_.n_mels) + ", " +
                      std::to_string(2 * dims_.n_audio_ctx) + "], got " +
@@ -635,7 +636,7 @@ at::Tensor WhisperModel::encode(const at::Tensor& mel, const adapters::BoundAdap
 
 WhisperKVCache WhisperModel::start(const at::Tensor& audio_features,
                                    const adapters::BoundAdapter* adapter) const {
-  check_bound(adapter, this, "WhisperModel::start");
+  check_bound(adapter, identity_, "WhisperModel::start");
   WhisperKVCache cache;
   cache.adapter = adapter;
   for (size_t i = 0; i < decoder_.size(); ++i) {
@@ -651,8 +652,15 @@ WhisperKVCache WhisperModel::start(const at::Tensor& audio_features,
   return cache;
 }
 
-at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache) const {
-  const int64_t t = tokens.size(1), rows = tokens.size(0);
+at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache,
+                                std::optional<int64_t> logits_at) const {
+  const int64_t t = tokens.dim() == 2 ? tokens.size(1) : 0, rows = tokens.dim() == 2 ? tokens.size(0) : 0;
+  if (tokens.dim() != 2 || t < 1)
+    throw ShapeError("WhisperModel::decode: tokens must be [B, T] with T >= 1, got " +
+                     io::shape_to_string(tokens.sizes().vec()));
+  if (logits_at && (*logits_at < 0 || *logits_at >= t))
+    throw ValueError("WhisperModel::decode: logits_at " + std::to_string(*logits_at) + " is outside the " +
+                     std::to_string(t) + " positions");
   if (cache.length + t > dims_.n_text_ctx)
     throw ValueError("WhisperModel::decode: " + std::to_string(cache.length + t) +
                      " tokens exceed the decoder's context of " + std::to_string(dims_.n_text_ctx));
@@ -662,7 +670,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
     throw ShapeError("WhisperModel::decode: " + std::to_string(rows) +
                      " token rows do not match the cache (" + std::to_string(cache.windows()) + " windows)");
   at::Tensor x = token_embedding_.weight_rows(tokens) + text_pos_.narrow(0, cache.length, t);
-  check_bound(cache.adapter, this, "WhisperModel::decode");
+  check_bound(cache.adapter, identity_, "WhisperModel::decode");
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
     const Projector proj(cache.adapter, (encoder_.size() + i) * kSlotsPerLayer);
@@ -671,6 +679,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache)
     x = x + proj(b.fc2, at::gelu(proj(b.fc1, layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias), kFc1)), kFc2);
   }
   cache.length += t;
+  if (logits_at) x = x.narrow(1, *logits_at, 1);
   x = layer_norm(x, ln_.weight, ln_.bias);
   // The output projection reads the whole [vocab, d] embedding: per decoder step that is
   // most of the bytes the step reads, so few rows stream it once (layers::Linear).

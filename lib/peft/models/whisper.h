@@ -13,10 +13,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "peft/adapters/model_identity.h"
 #include "peft/layers/linear.h"
 
 namespace peft::io {
@@ -100,7 +102,11 @@ class WhisperModel {
   // tokens int64 [B, T] (positions cache.length ... cache.length + T - 1) -> logits
   // float32 [B, T, n_vocab]; appends the tokens' K/V to the cache. B must be a multiple
   // of the cache's windows (rows grouped by window, see WhisperKVCache).
-  at::Tensor decode(const at::Tensor& tokens, WhisperKVCache& cache) const;
+  // With `logits_at`, only that position's logits: [B, 1, n_vocab]. A prompt's prefill
+  // needs one row at most; all of a 224-token prompt's rows cost 224 x 51864 x 384
+  // multiply-adds per window and were the peak memory of a long transcription.
+  at::Tensor decode(const at::Tensor& tokens, WhisperKVCache& cache,
+                    std::optional<int64_t> logits_at = std::nullopt) const;
 
   // Bytes taken by the weights as loaded (quantized weights as stored, with their scales).
   int64_t weight_bytes() const;
@@ -179,6 +185,7 @@ class WhisperModel {
   std::vector<Block> decoder_;
   LayerNorm ln_;
   std::vector<std::pair<int64_t, int64_t>> alignment_heads_;
+  adapters::ModelIdentity identity_;  // what bind() ties adapters to; copies get a new one
 };
 
 }  // namespace peft::models

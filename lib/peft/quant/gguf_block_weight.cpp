@@ -147,7 +147,7 @@ at::Tensor GgufBlockWeight::linear(const at::Tensor& x, const at::Tensor& bias, 
                      " features, the weight " + std::to_string(in_features()));
   const int64_t rows = x.numel() / std::max<int64_t>(in_features(), 1);
   if (path == Path::kAuto) path = rows <= ops::kFewRows ? Path::kKernel : Path::kDequantBlas;
-  if (path == Path::kDequantBlas) return ops::blas_linear(x, dequantize(), bias);
+  if (path == Path::kDequantBlas) return dequantized_linear(x, bias);
   ops::PackedWeight p;
   p.format = packed_format(type_);
   p.n = out_features();

@@ -107,19 +107,23 @@ std::shared_ptr<const Group4Weight> Group4Weight::quantize(const at::Tensor& wei
   q->group_ = group;
   q->table_ = type == QuantType::nf4 ? nf4_table() : int4_table();
 
-  const at::Tensor w = weight.to(at::kFloat).reshape({out, in / group, group});
-  const at::Tensor amax = std::get<0>(w.abs().max(-1));  // [out, in / group]
-  at::Tensor scales = type == QuantType::nf4 ? amax : amax / 7.0;
-  at::Tensor codes;
-  const at::Tensor safe = at::where(scales > 0, scales, at::ones_like(scales)).unsqueeze(-1);
-  if (type == QuantType::int4) {
-    codes = at::round(w / safe).clamp_(-7, 7).add_(8);
-  } else {
-    codes = nearest_level((w / safe).clamp_(-1, 1), q->table_.data(), 16);
+  at::Tensor scales = at::empty({out, in / group}, at::TensorOptions().dtype(at::kFloat));
+  q->packed_ = at::empty({out, in / 2}, at::TensorOptions().dtype(at::kByte));
+  // By blocks of rows: the float32 temporaries stay a few MB for any matrix.
+  constexpr int64_t kQuantizeRows = 2048;
+  for (int64_t r0 = 0; r0 < out; r0 += kQuantizeRows) {
+    const int64_t n = std::min(kQuantizeRows, out - r0);
+    const at::Tensor w = weight.narrow(0, r0, n).to(at::kFloat).reshape({n, in / group, group});
+    const at::Tensor amax = std::get<0>(w.abs().max(-1));  // [n, in / group]
+    const at::Tensor s = type == QuantType::nf4 ? amax : amax / 7.0;
+    const at::Tensor safe = at::where(s > 0, s, at::ones_like(s)).unsqueeze(-1);
+    at::Tensor codes = type == QuantType::int4 ? at::round(w / safe).clamp_(-7, 7).add_(8)
+                                               : nearest_level((w / safe).clamp_(-1, 1), q->table_.data(), 16);
+    codes = codes.to(at::kByte).reshape({n, in});
+    scales.narrow(0, r0, n).copy_(s);
+    q->packed_.narrow(0, r0, n)
+        .copy_(codes.slice(1, 0, in, 2).bitwise_or(codes.slice(1, 1, in, 2).bitwise_left_shift(4)));
   }
-  codes = codes.to(at::kByte).reshape({out, in});
-  q->packed_ =
-      codes.slice(1, 0, in, 2).bitwise_or(codes.slice(1, 1, in, 2).bitwise_left_shift(4)).contiguous();
 
   if (!double_quant) {
     q->scales_ = scales.contiguous();
@@ -196,7 +200,7 @@ at::Tensor Group4Weight::linear(const at::Tensor& x, const at::Tensor& bias, Pat
                      " features, the weight " + std::to_string(in_features()));
   const int64_t rows = x.numel() / std::max<int64_t>(in_features(), 1);
   if (path == Path::kAuto) path = rows <= ops::kFewRows ? Path::kKernel : Path::kDequantBlas;
-  if (path == Path::kDequantBlas) return ops::blas_linear(x, dequantize(), bias);
+  if (path == Path::kDequantBlas) return dequantized_linear(x, bias);
   const at::Tensor s = scales_of(0, out_features()).contiguous();
   ops::PackedWeight p;
   p.format = ops::PackedFormat::kNibbleGroups;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "peft/error.h"
+#include "peft/ops/all_finite.h"
 #include "peft/ops/blas_linear.h"
 #include "peft/ops/few_rows_linear.h"
 #include "peft/ops/packed_linear.h"
@@ -39,6 +40,9 @@ namespace {
 // is the default; PEFT_INT8_ONEDNN=1 opts in to ONEDNN for many rows.
 constexpr int64_t kKernelRows = ops::kFewRows;
 
+// Rows of W quantized at a time (bounds the float temporaries of quantize()).
+constexpr int64_t kQuantizeRows = 2048;
+
 using PackedPtr = c10::intrusive_ptr<LinearPackedParamsBase>;
 
 ops::PackedWeight view_of(const at::Tensor& codes, const at::Tensor& scale) {
@@ -67,11 +71,20 @@ Int8Weight::Int8Weight(at::Tensor codes, at::Tensor scale)
 
 std::shared_ptr<const Int8Weight> Int8Weight::quantize(const at::Tensor& weight, const std::string& name) {
   check_float_matrix(weight, name);
-  const at::Tensor w = weight.to(at::kFloat);
-  at::Tensor amax = std::get<0>(w.abs().max(1));
-  // An all-zero row: any scale gives codes 0; 1 keeps the division finite.
-  at::Tensor scale = at::where(amax > 0, amax / 127.0, at::ones_like(amax));
-  at::Tensor codes = at::round(w / scale.unsqueeze(1)).clamp_(-127, 127).to(at::kChar);
+  const int64_t out = weight.size(0), in = weight.size(1);
+  at::Tensor codes = at::empty({out, in}, at::TensorOptions().dtype(at::kChar));
+  at::Tensor scale = at::empty({out}, at::TensorOptions().dtype(at::kFloat));
+  // By blocks of rows: the float32 temporaries stay a few MB even for a 51864-row
+  // embedding (whole-matrix ones were 4 x 80 MB at load).
+  for (int64_t r0 = 0; r0 < out; r0 += kQuantizeRows) {
+    const int64_t n = std::min(kQuantizeRows, out - r0);
+    const at::Tensor w = weight.narrow(0, r0, n).to(at::kFloat);
+    const at::Tensor amax = std::get<0>(w.abs().max(1));
+    // An all-zero row: any scale gives codes 0; 1 keeps the division finite.
+    const at::Tensor s = at::where(amax > 0, amax / 127.0, at::ones_like(amax));
+    scale.narrow(0, r0, n).copy_(s);
+    codes.narrow(0, r0, n).copy_(at::round(w / s.unsqueeze(1)).clamp_(-127, 127));
+  }
   return std::make_shared<Int8Weight>(std::move(codes), std::move(scale));
 }
 
@@ -83,7 +96,7 @@ std::shared_ptr<const Int8Weight> Int8Weight::from_ct2(const at::Tensor& codes, 
     throw ShapeError(name + ": CTranslate2 scale has " + std::to_string(ct2_scale.numel()) + " values for " +
                      std::to_string(codes.size(0)) + " rows");
   const at::Tensor s = ct2_scale.reshape({-1}).to(at::kFloat);
-  if (!at::isfinite(s).all().item<bool>() || !(s > 0).all().item<bool>())
+  if (!ops::all_finite(s) || !(s > 0).all().item<bool>())
     throw ValueError(name + ": CTranslate2 scale has zero, negative, NaN or infinite values");
   // W = q / ct2_scale; keeping 1 / ct2_scale rounds once (at most 1 ulp from the division).
   return std::make_shared<Int8Weight>(codes.contiguous(), at::reciprocal(s).contiguous());
@@ -159,7 +172,7 @@ at::Tensor Int8Weight::linear(const at::Tensor& x, const at::Tensor& bias, Path 
     case Path::kDequantBlas:
       break;
   }
-  return ops::blas_linear(x, dequantize(), bias);
+  return dequantized_linear(x, bias);
 }
 
 }  // namespace peft::quant

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include "peft/error.h"
+#include "peft/ops/all_finite.h"
+#include "peft/ops/blas_linear.h"
 
 namespace peft::quant {
 
@@ -29,6 +31,25 @@ at::Tensor QuantizedWeight::dequantize_rows(const at::Tensor& index) const {
   return out.view(shape);
 }
 
+at::Tensor QuantizedWeight::dequantized_linear(const at::Tensor& x, const at::Tensor& bias) const {
+  constexpr int64_t kBlockFloats = int64_t{1} << 22;  // 16 MB of float32 W at a time
+  if (out_ * in_ <= kBlockFloats) return ops::blas_linear(x, dequantize(), bias);
+  const int64_t rows = x.numel() / std::max<int64_t>(in_, 1);
+  const at::Tensor x2 = x.reshape({rows, in_}).to(at::kFloat).contiguous();
+  at::Tensor y = at::empty({rows, out_}, at::TensorOptions().dtype(at::kFloat));
+  const int64_t block = std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(in_, 1));
+  at::Tensor w = at::empty({std::min(block, out_), in_}, at::TensorOptions().dtype(at::kFloat));
+  for (int64_t r0 = 0; r0 < out_; r0 += block) {
+    const int64_t n = std::min(block, out_ - r0);
+    dequantize_into(r0, n, w.data_ptr<float>());
+    ops::blas_linear_into(x2, w.narrow(0, 0, n), bias.defined() ? bias.narrow(0, r0, n) : bias,
+                          y.narrow(1, r0, n));
+  }
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out_;
+  return y.view(shape);
+}
+
 void check_float_matrix(const at::Tensor& weight, const std::string& name) {
   if (!weight.defined() || weight.dim() != 2)
     throw ShapeError(name + ": a quantized weight must be a [out, in] matrix");
@@ -36,7 +57,7 @@ void check_float_matrix(const at::Tensor& weight, const std::string& name) {
       weight.scalar_type() != at::kBFloat16 && weight.scalar_type() != at::kDouble)
     throw ValueError(name + ": cannot quantize a weight of dtype " +
                      std::string(c10::toString(weight.scalar_type())));
-  if (!at::isfinite(weight).all().item<bool>()) throw ValueError(name + ": contains NaN or infinite values");
+  if (!ops::all_finite(weight)) throw ValueError(name + ": contains NaN or infinite values");
 }
 
 }  // namespace peft::quant

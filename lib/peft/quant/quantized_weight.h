@@ -39,6 +39,11 @@ class QuantizedWeight {
   // Rows [row0, row0 + rows) as float32 into out (rows * in floats).
   virtual void dequantize_into(int64_t row0, int64_t rows, float* out) const = 0;
 
+  // y = x W^T + b through BLAS on W dequantized: the many-rows path of every format. W
+  // is dequantized whole when small, else block by block of rows (a 51864-row output
+  // projection never needs its 80 MB float32 copy).
+  at::Tensor dequantized_linear(const at::Tensor& x, const at::Tensor& bias) const;
+
   // Bytes of the compressed weight and everything kept beside it (scales).
   virtual int64_t bytes() const = 0;
 
