@@ -18,6 +18,7 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "decoding/tiny_en.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -29,22 +30,7 @@ constexpr int kRate = 16000;
 const std::string kLibrivox =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-";
 
-struct Tiny {
-  std::shared_ptr<const models::WhisperModel> model;
-  std::shared_ptr<const text::WhisperTokenizer> tokenizer;
-};
-
-const Tiny& tiny_en() {
-  static Tiny t = [] {
-    configure_runtime(0);
-    Tiny x;
-    x.model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
-    x.tokenizer = std::make_shared<text::WhisperTokenizer>(
-        peft_test::require_model_file("whisper-tiny.en/tokenizer.json"), x.model->dims().n_vocab);
-    return x;
-  }();
-  return t;
-}
+using peft_test::tiny_en;
 
 std::vector<float> librivox(const std::string& id) {
   const auto wav = audio::read_wav(kLibrivox + id + ".wav");
@@ -213,7 +199,7 @@ const Run& uneven_run() {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(speech_in_uneven_chunks) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   const StreamingOptions options = greedy_options();
   const auto& audio = speech();
   const double seconds = static_cast<double>(audio.size()) / kRate;
@@ -247,7 +233,7 @@ BOOST_AUTO_TEST_CASE(speech_in_uneven_chunks) {
 // Decodes happen at fixed stream times, so how the audio is cut does not matter: fed
 // in 0.5 s chunks, the stream is in exactly the state the uneven chunks led to.
 BOOST_AUTO_TEST_CASE(chunking_does_not_change_the_result) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   const auto& audio = speech();
   const double until_s = 6.0;
   const size_t until = static_cast<size_t>(until_s) * kRate;
@@ -274,7 +260,7 @@ BOOST_AUTO_TEST_CASE(chunking_does_not_change_the_result) {
 // A small latency bound forces commits from single decodes: the bound still holds, and
 // the buffer never holds more than max_latency + step.
 BOOST_AUTO_TEST_CASE(latency_bound_forces_commits) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   StreamingOptions options = greedy_options();
   options.max_latency_seconds = 2.0;
   std::vector<float> audio = librivox("0870");
@@ -309,7 +295,7 @@ BOOST_AUTO_TEST_CASE(latency_bound_forces_commits) {
 // is trimmed to the last 0.5 s after two empty decodes instead of growing to the
 // latency bound.
 BOOST_AUTO_TEST_CASE(silence_gives_no_text) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   std::mt19937 rng(7);
   std::normal_distribution<float> noise(0.0f, 0.00316f);
   for (const bool zeros : {true, false}) {
@@ -330,7 +316,7 @@ BOOST_AUTO_TEST_CASE(silence_gives_no_text) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_input) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   StreamingTranscriber st(t.model, t.tokenizer, greedy_options());
   std::vector<float> samples(1000, 0.0f);
   BOOST_CHECK(st.push(samples).committed.empty());
@@ -368,7 +354,7 @@ BOOST_AUTO_TEST_CASE(bad_input) {
 // utterance comes out at the caller's offset; reset(position()) after finish() continues
 // the same timeline.
 BOOST_AUTO_TEST_CASE(reset_moves_the_timeline) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   StreamingTranscriber st(t.model, t.tokenizer, greedy_options());
   const std::vector<float> first = librivox("0890");
   st.push(first.data(), 2 * kRate);  // "unless to be rather": decoded, not committed yet

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "decoding/tiny_en.h"
 #include "decoding/whisper_reference.h"
 #include "peft/audio/log_mel.h"
 #include "peft/decoding/logit_filters.h"
@@ -37,10 +38,7 @@ bool disabled(const at::Tensor& logits, int64_t row, int64_t id) {
   return std::isinf(logits[row][id].item<float>());
 }
 
-std::shared_ptr<const models::WhisperModel> tiny_en() {
-  static auto model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
-  return model;
-}
+std::shared_ptr<const models::WhisperModel> tiny_en() { return peft_test::tiny_en().model; }
 
 // faster-whisper's suppressed set for tiny.en: the CTranslate2 config's non-speech ids
 // (what suppress_tokens = [-1] expands to) plus the task and special tokens.

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "decoding/tiny_en.h"
 #include "decoding/whisper_reference.h"
 #include "peft/decoding/whisper_decoding.h"
 #include "peft/error.h"
@@ -21,22 +22,7 @@ using namespace peft::decoding;
 
 namespace {
 
-struct Tiny {
-  std::shared_ptr<const models::WhisperModel> model;
-  std::unique_ptr<text::WhisperTokenizer> tokenizer;
-};
-
-const Tiny& tiny_en() {
-  static Tiny t = [] {
-    configure_runtime(0);
-    Tiny x;
-    x.model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
-    x.tokenizer = std::make_unique<text::WhisperTokenizer>(
-        peft_test::require_model_file("whisper-tiny.en/tokenizer.json"), x.model->dims().n_vocab);
-    return x;
-  }();
-  return t;
-}
+using peft_test::tiny_en;
 
 std::vector<int64_t> all_tokens(const std::vector<Segment>& segments) {
   std::vector<int64_t> out;
@@ -56,7 +42,7 @@ std::vector<int64_t> all_tokens(const nlohmann::json& segments) {
 // Transcribes every reference utterance with `beam_size`; returns how many give exactly
 // faster-whisper's tokens, and checks boundaries and logprobs where they do.
 int matching_files(int beam_size) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   DecodingOptions options;
   options.beam_size = beam_size;
   int matches = 0, total = 0;
@@ -98,7 +84,7 @@ BOOST_AUTO_TEST_CASE(greedy_matches_faster_whisper) { BOOST_CHECK_GE(matching_fi
 // ~64 s of utterances and silences: several windows, seeks to the last timestamp,
 // prompts from the previous window.
 BOOST_AUTO_TEST_CASE(long_file_segments_match_faster_whisper) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   std::vector<float> samples = whisper_ref::long_audio();
   const nlohmann::json ref = whisper_ref::runs(5, true).back();
   BOOST_REQUIRE_EQUAL(ref.at("file").get<std::string>(), "long");
@@ -114,7 +100,7 @@ BOOST_AUTO_TEST_CASE(long_file_segments_match_faster_whisper) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_input) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   BOOST_CHECK(transcribe(*t.model, *t.tokenizer, {}, DecodingOptions{}).empty());
   std::vector<float> samples(16000, 0.0f);
   samples[1234] = std::numeric_limits<float>::infinity();
@@ -143,7 +129,7 @@ BOOST_AUTO_TEST_CASE(compression_ratio_is_zlibs) {
 // suppress_tokens = [-1] must expand to the set CTranslate2's converter stored for this
 // model (config.json suppress_ids), plus faster-whisper's task and special tokens.
 BOOST_AUTO_TEST_CASE(default_suppressed_tokens_are_faster_whispers) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   auto cfg = nlohmann::json::parse(
       peft_test::read_file(peft_test::require_model_file("whisper-tiny.en/config.json")));
   std::vector<int64_t> expected = cfg.at("suppress_ids").get<std::vector<int64_t>>();

@@ -22,6 +22,7 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "decoding/tiny_en.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -29,22 +30,7 @@ using namespace peft::decoding;
 
 namespace {
 
-struct Tiny {
-  std::shared_ptr<const models::WhisperModel> model;
-  std::unique_ptr<text::WhisperTokenizer> tokenizer;
-};
-
-const Tiny& tiny_en() {
-  static Tiny t = [] {
-    configure_runtime(0);
-    Tiny x;
-    x.model = models::WhisperModel::load(peft_test::require_model_file("whisper-tiny.en"));
-    x.tokenizer = std::make_unique<text::WhisperTokenizer>(
-        peft_test::require_model_file("whisper-tiny.en/tokenizer.json"), x.model->dims().n_vocab);
-    return x;
-  }();
-  return t;
-}
+using peft_test::tiny_en;
 
 const nlohmann::json& fixture() {
   static const nlohmann::json doc = nlohmann::json::parse(
@@ -59,7 +45,7 @@ std::vector<float> samples_for(const std::string& name) {
 // Transcribes every reference run of `beam_size` with word timestamps and compares
 // segments and words; returns the number of runs whose tokens are faster-whisper's.
 int matching_runs(int beam_size) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   DecodingOptions options;
   options.beam_size = beam_size;
   options.word_timestamps = true;
@@ -122,7 +108,7 @@ void all_paths(int64_t n, int64_t m, std::vector<std::pair<int64_t, int64_t>>& p
 // CTranslate2's align on the same window and tokens: the same DTW path and token
 // probabilities, before any of faster-whisper's word rules.
 BOOST_AUTO_TEST_CASE(alignment_is_ctranslate2s) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   const auto& align = fixture().at("align");
   BOOST_REQUIRE_EQUAL(align.size(), 5u);
   for (const auto& a : align) {
@@ -153,7 +139,7 @@ BOOST_AUTO_TEST_CASE(beam5_words_are_faster_whispers) { BOOST_CHECK_EQUAL(matchi
 BOOST_AUTO_TEST_CASE(greedy_words_are_faster_whispers) { BOOST_CHECK_EQUAL(matching_runs(1), 6); }
 
 BOOST_AUTO_TEST_CASE(alignment_heads_come_from_the_config) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   const auto cfg = nlohmann::json::parse(
       peft_test::read_file(peft_test::require_model_file("whisper-tiny.en/config.json")));
   std::vector<std::pair<int64_t, int64_t>> expected;
@@ -255,7 +241,7 @@ BOOST_AUTO_TEST_CASE(dtw_finds_the_best_path) {
 }
 
 BOOST_AUTO_TEST_CASE(words_split_at_spaces_and_punctuation_then_merge) {
-  const Tiny& t = tiny_en();
+  const peft_test::TinyEn& t = tiny_en();
   const auto& tok = *t.tokenizer;
   DecodingOptions defaults;
   const auto split_and_merge = [&](const std::string& text, const std::vector<std::string>& split,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "peft/layers/linear.h"
 #include "peft/quant/group4_weight.h"
 #include "peft/quant/int8_weight.h"
@@ -25,15 +26,7 @@ namespace {
 
 double median_ms(const std::function<void()>& f, int64_t work) {
   f();  // warm up (and ONEDNN's prepacking)
-  const int reps = static_cast<int>(std::clamp<int64_t>(400'000'000 / std::max<int64_t>(work, 1), 5, 200));
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto a = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return peft_test::median_ms(f, static_cast<int>(std::clamp<int64_t>(400'000'000 / std::max<int64_t>(work, 1), 5, 200)));
 }
 
 }  // namespace

@@ -15,11 +15,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <regex>
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
 #include "peft/decoding/whisper_decoding.h"
@@ -28,27 +27,22 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "pocketsphinx_testdata.h"
 
 using namespace peft;
 
 namespace {
 
-const std::string kData = "/usr/share/pocketsphinx/test/data/";
 
 struct Utterance {
   std::string reference;
   std::vector<float> samples;
 };
 
-std::vector<Utterance> read_set(const std::string& transcription, const std::string& dir) {
-  std::ifstream list(kData + transcription);
-  const std::regex line_re(R"(<s>\s*(.*?)\s*</s>\s*\((.+)\))");
+std::vector<Utterance> read_set(const std::string& set) {
   std::vector<Utterance> out;
-  for (std::string line; std::getline(list, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, line_re))
-      out.push_back({m[1].str(), audio::read_wav(kData + dir + m[2].str() + ".wav").samples});
-  }
+  for (const auto& u : peft_test::pocketsphinx_utterances(set))
+    out.push_back({u.reference, audio::read_wav(u.wav).samples});
   return out;
 }
 
@@ -64,26 +58,14 @@ double wer(const models::WhisperModel& model, const text::WhisperTokenizer& tok,
   return metrics::corpus_wer(refs, hyps).wer * 100;
 }
 
-template <class F>
-double median_ms(F&& f, int reps) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto a = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const std::string dir = argc > 2 ? argv[2] : "models/default/whisper-tiny.en";
   configure_runtime(threads);
-  const auto librivox = read_set("librivox/transcription", "librivox/");
-  const auto cards = read_set("cards/cards.transcription", "cards/");
+  const auto librivox = read_set("librivox");
+  const auto cards = read_set("cards");
   // A 30 s window of speech: the LibriVox utterances back to back, cut at 30 s.
   std::vector<float> window;
   for (const auto& u : librivox) window.insert(window.end(), u.samples.begin(), u.samples.end());
@@ -108,9 +90,9 @@ int main(int argc, char** argv) {
         at::from_blob(window.data(), {1, static_cast<int64_t>(window.size())}).clone(),
         static_cast<int>(model->dims().n_mels));
     model->encode(mel);  // warm up
-    const double enc = median_ms([&] { model->encode(mel); }, 5);
+    const double enc = peft_test::median_ms([&] { model->encode(mel); }, 5);
     const at::Tensor features = model->encode(mel);
-    const double dec = median_ms(
+    const double dec = peft_test::median_ms(
         [&] {
           models::WhisperKVCache cache = model->start(features);
           at::Tensor tokens = at::full({5, 1}, 50257, at::TensorOptions().dtype(at::kLong));
@@ -118,7 +100,7 @@ int main(int argc, char** argv) {
         },
         3);
     std::string text;
-    const double full = median_ms(
+    const double full = peft_test::median_ms(
         [&] {
           text.clear();
           for (const auto& s : decoding::transcribe(*model, tok, window)) text += s.text;

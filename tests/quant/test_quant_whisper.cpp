@@ -5,8 +5,6 @@
 #define BOOST_TEST_MODULE quant_whisper
 #include <ATen/ATen.h>
 
-#include <fstream>
-#include <regex>
 
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
@@ -17,6 +15,7 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "pocketsphinx_testdata.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -55,18 +54,13 @@ at::Tensor librivox_mel(int n_mels) {
 }
 
 double librivox_wer(const models::WhisperModel& model, const text::WhisperTokenizer& tokenizer) {
-  const std::string data = "/usr/share/pocketsphinx/test/data/librivox/";
-  std::ifstream list(data + "transcription");
-  BOOST_REQUIRE_MESSAGE(list.good(), "pocketsphinx-testdata is not installed (./setup installs it)");
-  const std::regex line_re(R"(<s>\s*(.*?)\s*</s>\s*\((.+)\))");
+  const auto utterances = peft_test::pocketsphinx_utterances("librivox");
+  BOOST_REQUIRE_MESSAGE(!utterances.empty(), "pocketsphinx-testdata is not installed (./setup installs it)");
   std::vector<std::string> refs, hyps;
-  for (std::string line; std::getline(list, line);) {
-    std::smatch m;
-    if (!std::regex_search(line, m, line_re)) continue;
-    const auto wav = audio::read_wav(data + m[2].str() + ".wav");
+  for (const auto& u : utterances) {
     std::string text;
-    for (const auto& s : decoding::transcribe(model, tokenizer, wav.samples)) text += s.text;
-    refs.push_back(metrics::normalize_english(m[1].str()));
+    for (const auto& s : decoding::transcribe(model, tokenizer, audio::read_wav(u.wav).samples)) text += s.text;
+    refs.push_back(metrics::normalize_english(u.reference));
     hyps.push_back(metrics::normalize_english(text));
   }
   BOOST_REQUIRE_EQUAL(refs.size(), 5u);

@@ -14,6 +14,7 @@
 #include "peft/io/json_file.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/models/weight_loader.h"
+#include "peft/ops/few_query_attention.h"
 #include "peft/quant/int8_weight.h"
 
 namespace peft::models {
@@ -38,10 +39,13 @@ at::Tensor merge_heads(const at::Tensor& x) {
 // [B, H, Tq, Dh]. With `causal_offset` >= 0, query i (at absolute position
 // causal_offset + i) sees keys 0 .. causal_offset + i only.
 //
-// Heads are spread over libtorch's threads, each head's two products and softmax on one
+// A few query rows per head (decoder steps) go to ops::few_query_attention. Otherwise
+// heads are spread over libtorch's threads, each head's two products and softmax on one
 // thread: batched matmul runs its GEMMs one after the other, and BLAS itself is kept on
 // one thread (see runtime.cpp), so without this the encoder's attention used one core.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t causal_offset) {
+  if (q.size(2) <= ops::kFewQueries && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1)
+    return ops::few_query_attention(q, k, v, causal_offset);  // decoder steps
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t b = q.size(0), h = q.size(1), tq = q.size(2), tk = k.size(2);
   at::Tensor mask;
