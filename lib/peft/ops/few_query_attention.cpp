@@ -81,6 +81,24 @@ PEFT_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// out[c0, c0 + 8 V) = inv * sum_r p[r] v[r][c0, c0 + 8 V): V accumulators in registers
+// (a compile-time V, fully unrolled: with a run-time count GCC kept them on the stack).
+template <int V>
+PEFT_AVX2 inline void weighted_sum(const float* p, const Rows& v, int64_t n, int64_t c0, float inv, float* out) {
+  __m256 acc[V];
+#pragma GCC unroll 8
+  for (int t = 0; t < V; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t r = 0; r < n; ++r) {
+    const __m256 pr = _mm256_set1_ps(p[r]);
+    const float* vr = v.row(r) + c0;
+#pragma GCC unroll 8
+    for (int t = 0; t < V; ++t) acc[t] = _mm256_fmadd_ps(pr, _mm256_loadu_ps(vr + 8 * t), acc[t]);
+  }
+  const __m256 iv = _mm256_set1_ps(inv);
+#pragma GCC unroll 8
+  for (int t = 0; t < V; ++t) _mm256_storeu_ps(out + c0 + 8 * t, _mm256_mul_ps(acc[t], iv));
+}
+
 // The same for d a multiple of 8. Keys four at a time: four independent FMA chains.
 PEFT_AVX2 void attend_row_avx2(const float* q, const Rows& k, const Rows& v, int64_t n, int64_t d, float scale,
                                float* s, float* out) {
@@ -121,18 +139,9 @@ PEFT_AVX2 void attend_row_avx2(const float* q, const Rows& k, const Rows& v, int
   for (; i < n; ++i) sum += (s[i] = std::exp(s[i] - m));
   const float inv = 1.0f / sum;
 
-  for (int64_t c0 = 0; c0 < d; c0 += 64) {  // 8 accumulators (64 values) at a time
-    const int64_t width = std::min<int64_t>(64, d - c0), vecs = width / 8;
-    __m256 acc[8];
-    for (int64_t t = 0; t < vecs; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t r = 0; r < n; ++r) {
-      const __m256 p = _mm256_set1_ps(s[r]);
-      const float* vr = v.row(r) + c0;
-      for (int64_t t = 0; t < vecs; ++t) acc[t] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + 8 * t), acc[t]);
-    }
-    const __m256 iv = _mm256_set1_ps(inv);
-    for (int64_t t = 0; t < vecs; ++t) _mm256_storeu_ps(out + c0 + 8 * t, _mm256_mul_ps(acc[t], iv));
-  }
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) weighted_sum<8>(s, v, n, c0, inv, out);  // Whisper's heads: d = 64
+  for (; c0 < d; c0 += 8) weighted_sum<1>(s, v, n, c0, inv, out);
 }
 #endif
 
