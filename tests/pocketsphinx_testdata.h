@@ -27,7 +27,8 @@ inline std::vector<TestUtterance> pocketsphinx_utterances(const std::string& set
   std::vector<TestUtterance> out;
   for (std::string line; std::getline(list, line);) {
     std::smatch m;
-    if (std::regex_search(line, m, line_re)) out.push_back({m[2].str(), m[1].str(), dir + m[2].str() + ".wav"});
+    if (std::regex_search(line, m, line_re))
+      out.push_back({m[2].str(), m[1].str(), dir + m[2].str() + ".wav"});
   }
   return out;
 }

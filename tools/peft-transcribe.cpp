@@ -15,8 +15,8 @@
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
 #include "peft/decoding/batched_transcription.h"
-#include "peft/decoding/transcript_format.h"
 #include "peft/decoding/speech_snapping.h"
+#include "peft/decoding/transcript_format.h"
 #include "peft/decoding/vad_transcription.h"
 #include "peft/decoding/whisper_decoding.h"
 #include "peft/error.h"
@@ -276,7 +276,8 @@ int main(int argc, char** argv) {
     if (!tokenizer->multilingual() && !args.decoding.language.empty() && args.decoding.language != "en")
       std::cerr << "peft-transcribe: warning: the model is English-only; transcribing as English, not '"
                 << args.decoding.language << "'\n";
-    if (args.vad || args.batch > 0 || args.snap_to_speech) vad.emplace(audio::SileroVad::load(args.vad_model.string()));
+    if (args.vad || args.batch > 0 || args.snap_to_speech)
+      vad.emplace(audio::SileroVad::load(args.vad_model.string()));
   } catch (const Error& e) {
     std::cerr << "peft-transcribe: " << e.what() << "\n";
     return 1;

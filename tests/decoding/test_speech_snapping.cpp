@@ -17,7 +17,8 @@ namespace {
 // Speech spans in seconds, at 100 "samples" per second so times are exact.
 std::vector<audio::SpeechTimestamp> spans(std::initializer_list<std::pair<double, double>> s) {
   std::vector<audio::SpeechTimestamp> out;
-  for (auto [a, b] : s) out.push_back({static_cast<int64_t>(a * 100 + 0.5), static_cast<int64_t>(b * 100 + 0.5)});
+  for (auto [a, b] : s)
+    out.push_back({static_cast<int64_t>(a * 100 + 0.5), static_cast<int64_t>(b * 100 + 0.5)});
   return out;
 }
 
@@ -54,8 +55,8 @@ void check_words(const Segment& s, std::initializer_list<std::pair<double, doubl
 BOOST_AUTO_TEST_CASE(words_are_clipped_to_the_speech_they_overlap) {
   // Speech 1-3 s and 4-6 s. A word running into the silence after its speech ends with
   // it; one starting early starts with it; one across the silence spans both.
-  std::vector<Segment> segs = {segment({{0.5, 1.5}, {1.5, 2.5}, {2.5, 3.9}}), segment({{3.8, 5.0}, {5.0, 6.0}}),
-                               segment({{5.9, 9.0}})};
+  std::vector<Segment> segs = {segment({{0.5, 1.5}, {1.5, 2.5}, {2.5, 3.9}}),
+                               segment({{3.8, 5.0}, {5.0, 6.0}}), segment({{5.9, 9.0}})};
   snap_to_speech(segs, spans({{1, 3}, {4, 6}}), 100);
   check_words(segs[0], {{1.0, 1.5}, {1.5, 2.5}, {2.5, 3.0}});
   check_words(segs[1], {{4.0, 5.0}, {5.0, 6.0}});

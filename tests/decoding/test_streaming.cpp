@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "decoding/tiny_en.h"
 #include "peft/audio/wav.h"
 #include "peft/decoding/streaming_transcriber.h"
 #include "peft/error.h"
@@ -18,7 +19,6 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
-#include "decoding/tiny_en.h"
 #include "test_support.h"
 
 using namespace peft;

@@ -40,8 +40,8 @@
 #include <nlohmann/json.hpp>
 
 #include "peft/audio/resample.h"
-#include "peft/audio/wav.h"
 #include "peft/audio/vad.h"
+#include "peft/audio/wav.h"
 #include "peft/decoding/speech_snapping.h"
 #include "peft/decoding/whisper_decoding.h"
 #include "peft/models/whisper.h"
@@ -189,17 +189,18 @@ const Transcript& transcript() {
     const auto speech = vad.speech_timestamps(x.signal.samples, decoding::snapping_vad_options());
     x.snapped = x.segments;
     decoding::snap_to_speech(x.snapped, speech);
-    BOOST_TEST_MESSAGE(speech.size() << " speech spans found and segments snapped to them in "
-                                     << std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count()
-                                     << " s");
+    BOOST_TEST_MESSAGE(
+        speech.size() << " speech spans found and segments snapped to them in "
+                      << std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count()
+                      << " s");
     return x;
   }();
   return t;
 }
 
 // Segments owned by each utterance (see the matching rule at the top).
-std::vector<std::vector<const decoding::Segment*>> owned_segments(const Signal& signal,
-                                                                  const std::vector<decoding::Segment>& segments) {
+std::vector<std::vector<const decoding::Segment*>> owned_segments(
+    const Signal& signal, const std::vector<decoding::Segment>& segments) {
   const auto& u = signal.utterances;
   std::vector<std::vector<const decoding::Segment*>> owned(u.size());
   for (const auto& s : segments) {
@@ -262,7 +263,8 @@ BOOST_AUTO_TEST_CASE(segments_are_faster_whispers) {
 // Segments in order inside the audio, then how far they are from the speech, plain
 // (Whisper's word timing, as faster-whisper) and snapped to the VAD's speech: measured
 // and printed; the next case holds the snapped ones to the criterion.
-void report_times(const Transcript& t, const std::vector<decoding::Segment>& segments, const std::string& label) {
+void report_times(const Transcript& t, const std::vector<decoding::Segment>& segments,
+                  const std::string& label) {
   const auto& u = t.signal.utterances;
   double last_end = 0;
   int in_silence = 0, unheard = 0;
@@ -311,8 +313,8 @@ void report_times(const Transcript& t, const std::vector<decoding::Segment>& seg
                              << ", errors " << start_error << " / " << end_error << ":" << text);
   }
   BOOST_TEST_MESSAGE(label << ": " << within << " of " << u.size()
-                           << " utterances have segments within 0.5 s of their speech; largest error " << worst
-                           << " s; " << in_silence << " segments in silences, " << unheard
+                           << " utterances have segments within 0.5 s of their speech; largest error "
+                           << worst << " s; " << in_silence << " segments in silences, " << unheard
                            << " utterances under no segment");
 }
 

@@ -26,7 +26,8 @@ BOOST_AUTO_TEST_CASE(librivox_wer_at_most_10_percent) {
   std::vector<std::string> refs, hyps;
   for (const auto& u : utterances) {
     std::string text;
-    for (const auto& s : decoding::transcribe(*model, tokenizer, audio::read_wav(u.wav).samples)) text += s.text;
+    for (const auto& s : decoding::transcribe(*model, tokenizer, audio::read_wav(u.wav).samples))
+      text += s.text;
     BOOST_TEST_MESSAGE(u.id << ": " << text);
     refs.push_back(metrics::normalize_english(u.reference));
     hyps.push_back(metrics::normalize_english(text));

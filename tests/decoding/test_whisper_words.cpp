@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "decoding/tiny_en.h"
 #include "decoding/whisper_reference.h"
 #include "peft/decoding/transcript_format.h"
 #include "peft/decoding/whisper_decoding.h"
@@ -22,7 +23,6 @@
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
-#include "decoding/tiny_en.h"
 #include "test_support.h"
 
 using namespace peft;

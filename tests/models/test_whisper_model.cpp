@@ -149,7 +149,8 @@ BOOST_AUTO_TEST_CASE(hugging_face_layout_gives_the_same_logits) {
     auto c3 = reference->start(reference->encode(mel));
     const at::Tensor one = reference->decode(tokens, c3, at_pos);
     BOOST_TEST(one.sizes() == (std::vector<int64_t>{1, 1, l1.size(2)}));
-    BOOST_CHECK_LE((one[0][0] - l1[0][at_pos]).abs().max().item<float>(), 1e-5f * l1.abs().max().item<float>());
+    BOOST_CHECK_LE((one[0][0] - l1[0][at_pos]).abs().max().item<float>(),
+                   1e-5f * l1.abs().max().item<float>());
     BOOST_TEST(c3.length == 4);
   }
   auto c4 = reference->start(reference->encode(mel));

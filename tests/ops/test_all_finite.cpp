@@ -30,9 +30,9 @@ BOOST_AUTO_TEST_CASE(finds_one_bad_value_anywhere_in_every_float_dtype) {
 BOOST_AUTO_TEST_CASE(views_empty_and_integer_tensors) {
   at::Tensor m = at::randn({64, 64});
   m[3][5] = std::numeric_limits<float>::quiet_NaN();
-  BOOST_TEST(!all_finite(m.t()));                     // non-contiguous
-  BOOST_TEST(all_finite(m.narrow(0, 4, 60)));         // rows without the NaN
-  BOOST_TEST(!all_finite(m.narrow(1, 5, 1)));         // the column holding it
+  BOOST_TEST(!all_finite(m.t()));              // non-contiguous
+  BOOST_TEST(all_finite(m.narrow(0, 4, 60)));  // rows without the NaN
+  BOOST_TEST(!all_finite(m.narrow(1, 5, 1)));  // the column holding it
   BOOST_TEST(all_finite(at::empty({0}, at::kFloat)));
   BOOST_TEST(all_finite(at::Tensor()));
   BOOST_TEST(all_finite(at::full({10}, 255, at::kByte)));

@@ -40,7 +40,8 @@ BOOST_AUTO_TEST_CASE(matches_softmax_attention) {
         for (int64_t offset : {int64_t{-1}, tk - tq}) {
           if (offset < -1) continue;
           // Scores of a few units, as trained attention has, with one large outlier.
-          const at::Tensor q = at::randn({2, 3, tq, d}) * 2, k = at::randn({2, 3, tk, d}), v = at::randn({2, 3, tk, d});
+          const at::Tensor q = at::randn({2, 3, tq, d}) * 2, k = at::randn({2, 3, tk, d}),
+                           v = at::randn({2, 3, tk, d});
           k.select(2, tk / 2).mul_(4);
           BOOST_TEST_CONTEXT("d " << d << " keys " << tk << " queries " << tq << " offset " << offset) {
             const at::Tensor out = few_query_attention(q, k, v, offset);

@@ -26,7 +26,8 @@ namespace {
 
 double median_ms(const std::function<void()>& f, int64_t work) {
   f();  // warm up (and ONEDNN's prepacking)
-  return peft_test::median_ms(f, static_cast<int>(std::clamp<int64_t>(400'000'000 / std::max<int64_t>(work, 1), 5, 200)));
+  return peft_test::median_ms(
+      f, static_cast<int>(std::clamp<int64_t>(400'000'000 / std::max<int64_t>(work, 1), 5, 200)));
 }
 
 }  // namespace

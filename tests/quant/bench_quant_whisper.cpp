@@ -33,7 +33,6 @@ using namespace peft;
 
 namespace {
 
-
 struct Utterance {
   std::string reference;
   std::vector<float> samples;

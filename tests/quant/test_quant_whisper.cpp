@@ -5,7 +5,6 @@
 #define BOOST_TEST_MODULE quant_whisper
 #include <ATen/ATen.h>
 
-
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
 #include "peft/decoding/whisper_decoding.h"
@@ -59,7 +58,8 @@ double librivox_wer(const models::WhisperModel& model, const text::WhisperTokeni
   std::vector<std::string> refs, hyps;
   for (const auto& u : utterances) {
     std::string text;
-    for (const auto& s : decoding::transcribe(model, tokenizer, audio::read_wav(u.wav).samples)) text += s.text;
+    for (const auto& s : decoding::transcribe(model, tokenizer, audio::read_wav(u.wav).samples))
+      text += s.text;
     refs.push_back(metrics::normalize_english(u.reference));
     hyps.push_back(metrics::normalize_english(text));
   }

@@ -27,7 +27,8 @@ Run transcribe(const std::string& args) {
   const auto binary = peft_test::env_dir("PEFT_BUILD_ROOT", "build") / "tools" / "peft-transcribe";
   BOOST_REQUIRE_MESSAGE(peft_test::fs::exists(binary), binary << " is not built");
   peft_test::TempDir dir;
-  const std::string cmd = "'" + binary.string() + "' --threads 2 " + args + " 2>'" + (dir / "err").string() + "'";
+  const std::string cmd =
+      "'" + binary.string() + "' --threads 2 " + args + " 2>'" + (dir / "err").string() + "'";
   Run r;
   FILE* p = popen(cmd.c_str(), "r");
   BOOST_REQUIRE(p);
@@ -89,8 +90,9 @@ BOOST_AUTO_TEST_CASE(srt_and_vtt) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_exit_2_and_bad_files_exit_1_naming_the_file) {
-  for (const char* bad : {"--beam 0 x.wav", "--quant int3 x.wav", "--format doc x.wav", "--no-such-option x.wav",
-                          "", "--snap-to-speech --batch 4 x.wav", "--vad-threshold 2 --vad x.wav"}) {
+  for (const char* bad :
+       {"--beam 0 x.wav", "--quant int3 x.wav", "--format doc x.wav", "--no-such-option x.wav", "",
+        "--snap-to-speech --batch 4 x.wav", "--vad-threshold 2 --vad x.wav"}) {
     const Run r = transcribe(bad);
     BOOST_TEST_CONTEXT("peft-transcribe " << bad << ": " << r.err) {
       BOOST_CHECK_EQUAL(r.status, 2);

@@ -6,7 +6,8 @@
 
 namespace peft::adapters {
 
-std::shared_ptr<const BoundAdapter> BoundAdapter::bind(const ModelIdentity& model, const std::string& model_name,
+std::shared_ptr<const BoundAdapter> BoundAdapter::bind(const ModelIdentity& model,
+                                                       const std::string& model_name,
                                                        const std::vector<ModuleSlot>& slots,
                                                        const PeftAdapter& adapter) {
   const std::string origin = adapter.source().empty() ? std::string("adapter") : adapter.source();

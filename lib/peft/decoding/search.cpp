@@ -289,7 +289,8 @@ std::vector<WindowResult> generate_windows(const models::WhisperModel& model, co
     const int64_t sot = static_cast<int64_t>(sot_index);
     at::Tensor logits = model.decode(head_rows, cache, std::min(sot, start_step - 1));
     if (!sot_is_start)
-      for (int64_t w = 0; w < windows; ++w) no_speech[w] = no_speech_from(logits[w][0].to(at::kFloat), ids.no_speech);
+      for (int64_t w = 0; w < windows; ++w)
+        no_speech[w] = no_speech_from(logits[w][0].to(at::kFloat), ids.no_speech);
   }
   batch.start_token = prompt[prompt_length - 1];
   batch.no_speech_at_first_step = sot_is_start;

@@ -48,8 +48,8 @@ void snap_to_speech(std::vector<Segment>& segments, const std::vector<audio::Spe
       throw ValueError("snap_to_speech: speech span " + std::to_string(i) + " [" +
                        std::to_string(s.start_sample) + ", " + std::to_string(s.end_sample) +
                        ") is empty, negative, unsorted or overlaps the one before");
-    spans.push_back({static_cast<double>(s.start_sample) / sample_rate,
-                     static_cast<double>(s.end_sample) / sample_rate});
+    spans.push_back(
+        {static_cast<double>(s.start_sample) / sample_rate, static_cast<double>(s.end_sample) / sample_rate});
   }
   if (spans.empty()) return;
 

@@ -538,7 +538,8 @@ std::vector<adapters::ModuleSlot> WhisperModel::adaptable_modules() const {
 }
 
 std::shared_ptr<const adapters::BoundAdapter> WhisperModel::bind(const adapters::PeftAdapter& adapter) const {
-  return adapters::BoundAdapter::bind(identity_, "the Whisper model " + source_, adaptable_modules(), adapter);
+  return adapters::BoundAdapter::bind(identity_, "the Whisper model " + source_, adaptable_modules(),
+                                      adapter);
 }
 
 std::shared_ptr<const WhisperModel> WhisperModel::merged(const adapters::BoundAdapter& adapter) const {

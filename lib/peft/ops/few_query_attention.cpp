@@ -84,7 +84,8 @@ PEFT_AVX2 inline float hsum(__m256 v) {
 // out[c0, c0 + 8 V) = inv * sum_r p[r] v[r][c0, c0 + 8 V): V accumulators in registers
 // (a compile-time V, fully unrolled: with a run-time count GCC kept them on the stack).
 template <int V>
-PEFT_AVX2 inline void weighted_sum(const float* p, const Rows& v, int64_t n, int64_t c0, float inv, float* out) {
+PEFT_AVX2 inline void weighted_sum(const float* p, const Rows& v, int64_t n, int64_t c0, float inv,
+                                   float* out) {
   __m256 acc[V];
 #pragma GCC unroll 8
   for (int t = 0; t < V; ++t) acc[t] = _mm256_setzero_ps();
@@ -100,8 +101,8 @@ PEFT_AVX2 inline void weighted_sum(const float* p, const Rows& v, int64_t n, int
 }
 
 // The same for d a multiple of 8. Keys four at a time: four independent FMA chains.
-PEFT_AVX2 void attend_row_avx2(const float* q, const Rows& k, const Rows& v, int64_t n, int64_t d, float scale,
-                               float* s, float* out) {
+PEFT_AVX2 void attend_row_avx2(const float* q, const Rows& k, const Rows& v, int64_t n, int64_t d,
+                               float scale, float* s, float* out) {
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -121,7 +122,8 @@ PEFT_AVX2 void attend_row_avx2(const float* q, const Rows& k, const Rows& v, int
   for (; j < n; ++j) {
     __m256 a = _mm256_setzero_ps();
     const float* kr = k.row(j);
-    for (int64_t c = 0; c < d; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a);
+    for (int64_t c = 0; c < d; c += 8)
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a);
     s[j] = hsum(a) * scale;
   }
 

@@ -69,7 +69,8 @@ const std::array<float, 256>& Group4Weight::dynamic_map() {
     for (int i = 0; i < 7; ++i) {
       // Through libtorch's own linspace and float32 arithmetic, as bitsandbytes computes it
       // (a hand-written linspace differs from torch's vectorised one in the last bit).
-      const at::Tensor b = at::linspace(0.1, 1.0, (int64_t{1} << i) + 1, at::TensorOptions().dtype(at::kFloat));
+      const at::Tensor b =
+          at::linspace(0.1, 1.0, (int64_t{1} << i) + 1, at::TensorOptions().dtype(at::kFloat));
       const int64_t n = b.size(0) - 1;
       const at::Tensor means = (b.narrow(0, 0, n) + b.narrow(0, 1, n)) / 2.0;
       const at::Tensor pos = means * std::pow(10.0, i - 6), neg = means * -std::pow(10.0, i - 6);
@@ -117,12 +118,13 @@ std::shared_ptr<const Group4Weight> Group4Weight::quantize(const at::Tensor& wei
     const at::Tensor amax = std::get<0>(w.abs().max(-1));  // [n, in / group]
     const at::Tensor s = type == QuantType::nf4 ? amax : amax / 7.0;
     const at::Tensor safe = at::where(s > 0, s, at::ones_like(s)).unsqueeze(-1);
-    at::Tensor codes = type == QuantType::int4 ? at::round(w / safe).clamp_(-7, 7).add_(8)
-                                               : nearest_level((w / safe).clamp_(-1, 1), q->table_.data(), 16);
+    at::Tensor codes = type == QuantType::int4
+                           ? at::round(w / safe).clamp_(-7, 7).add_(8)
+                           : nearest_level((w / safe).clamp_(-1, 1), q->table_.data(), 16);
     codes = codes.to(at::kByte).reshape({n, in});
     scales.narrow(0, r0, n).copy_(s);
-    q->packed_.narrow(0, r0, n)
-        .copy_(codes.slice(1, 0, in, 2).bitwise_or(codes.slice(1, 1, in, 2).bitwise_left_shift(4)));
+    q->packed_.narrow(0, r0, n).copy_(
+        codes.slice(1, 0, in, 2).bitwise_or(codes.slice(1, 1, in, 2).bitwise_left_shift(4)));
   }
 
   if (!double_quant) {
