@@ -15,7 +15,6 @@ Usage (system python3 with ctranslate2 4.8.5 and numpy):
     python3 tests/reference/make_quant_ct2_whisper_fixture.py
 """
 import os
-import re
 import shutil
 import sys
 
@@ -23,19 +22,10 @@ import numpy as np
 import ctranslate2
 from ctranslate2.specs import whisper_spec
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_ct2_fixture import set_variable  # noqa: E402  (same writer helper)
+
 D, HEADS, FFN, MELS, AUDIO_CTX, TEXT_CTX, VOCAB = 32, 2, 64, 80, 10, 16, 64
-
-
-def set_variable(spec, name, array):
-    *scopes, attr = name.split("/")
-    layer = spec
-    for scope in scopes:
-        match = re.fullmatch(r"(\w+?)_(\d+)", scope)
-        if not hasattr(layer, scope) and match:
-            layer = getattr(layer, match.group(1))[int(match.group(2))]
-        else:
-            layer = getattr(layer, scope)
-    setattr(layer, attr, array)
 
 
 def weights(rng):

@@ -11,11 +11,7 @@
 #include "peft/error.h"
 #include "peft/io/dtype.h"
 #include "peft/ops/few_rows_linear.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define PEFT_X86 1
-#endif
+#include "peft/ops/row_kernel.h"
 
 namespace peft::ops {
 
@@ -50,7 +46,7 @@ void attend_row_portable(const float* q, const Rows& k, const Rows& v, int64_t n
 }
 
 #ifdef PEFT_X86
-#define PEFT_AVX2 __attribute__((target("avx2,fma")))
+using row_kernel::hsum;
 
 // e^x for x <= 0 (scores minus their maximum): x = n ln2 + r, |r| <= ln2 / 2, e^r by
 // its Taylor polynomial to r^7 (truncation error < 6e-9 relative, under float32's
@@ -72,13 +68,6 @@ PEFT_AVX2 inline __m256 exp_nonpositive(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
-PEFT_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-  return _mm_cvtss_f32(s);
 }
 
 // out[c0, c0 + 8 V) = inv * sum_r p[r] v[r][c0, c0 + 8 V): V accumulators in registers

@@ -4,119 +4,33 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 
-#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "peft/error.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define PEFT_X86 1
-#endif
+#include "peft/ops/row_kernel.h"
 
 namespace peft::ops {
 
 namespace {
 
-// Fewest W rows handed to one thread: a 384-row projection of tiny.en splits over two
-// threads (with 512 one thread did all of it while the other waited), and a 51864-row
-// output projection splits evenly.
-constexpr int64_t kGrain = 128;
-
-inline float to_float(float v) { return v; }
-inline float to_float(c10::Half v) { return static_cast<float>(v); }
-
-// Portable version: the compiler vectorises the inner loop for the base ISA.
-template <typename W>
-void rows_portable(const float* x, int64_t m_rows, int64_t k, const W* w, int64_t n0, int64_t n1,
-                   const float* bias, float* y, int64_t n) {
-  for (int64_t j = n0; j < n1; ++j) {
-    const W* wr = w + j * k;
-    for (int64_t i = 0; i < m_rows; ++i) {
-      const float* xr = x + i * k;
-      float acc = 0;
-      for (int64_t c = 0; c < k; ++c) acc += xr[c] * to_float(wr[c]);
-      y[i * n + j] = acc + (bias ? bias[j] : 0.0f);
-    }
-  }
-}
-
+// W as stored, float32 or float16 (widened to float32 in registers: the same values as
+// converting at load time, half the bytes to read).
+template <typename T>
+struct DenseRows {
+  const T* w;
+  int64_t k;
+  float at(int64_t r, int64_t c) const { return static_cast<float>(w[r * k + c]); }
+  float row_scale(int64_t) const { return 1.0f; }
 #ifdef PEFT_X86
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const c10::Half* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-__attribute__((target("avx2,fma,f16c"))) inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-  return _mm_cvtss_f32(s);
-}
-
-// XR (1 or 2) x rows against four W rows at a time: 4 * XR independent FMA chains
-// keep the FMA units busy (one chain would wait on its own latency every step), each
-// 8-wide W slice is loaded and converted once per group of x rows, and the four W rows
-// (a few KB) stay in L1 while further groups of x rows pass over them.
-template <int XR, typename W>
-__attribute__((target("avx2,fma,f16c"))) void block_avx2(const float* x, int64_t k, const W* const* wr,
-                                                         int64_t w_rows, float* out, int64_t out_stride) {
-  const int64_t k8 = k - k % 8;
-  __m256 a[XR][4];
-  // Fully unrolled (the pragmas): with a loop over r, GCC -O2 kept the accumulators on
-  // the stack, a load and a store around every FMA (measured: 5 rows x the 51864 x 384
-  // float16 output projection 8.9 -> 4.6 ms with them in registers).
-#pragma GCC unroll 4
-  for (auto& row : a)
-#pragma GCC unroll 4
-    for (auto& v : row) v = _mm256_setzero_ps();
-  for (int64_t c = 0; c < k8; c += 8) {
-    __m256 xv[XR];
-#pragma GCC unroll 4
-    for (int i = 0; i < XR; ++i) xv[i] = _mm256_loadu_ps(x + i * k + c);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const __m256 wv = load8(wr[r] + c);
-#pragma GCC unroll 4
-      for (int i = 0; i < XR; ++i) a[i][r] = _mm256_fmadd_ps(xv[i], wv, a[i][r]);
-    }
+  PEFT_AVX2 __m256 load8(int64_t r, int64_t c) const {
+    if constexpr (std::is_same_v<T, c10::Half>)
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * k + c)));
+    else
+      return _mm256_loadu_ps(w + r * k + c);
   }
-  for (int i = 0; i < XR; ++i)
-    for (int64_t r = 0; r < w_rows; ++r) {
-      float s = hsum(a[i][r]);
-      for (int64_t c = k8; c < k; ++c) s += x[i * k + c] * to_float(wr[r][c]);
-      out[i * out_stride + r] = s;
-    }
-}
-
-template <typename W>
-__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, int64_t m_rows, int64_t k, const W* w,
-                                                        int64_t n0, int64_t n1, const float* bias, float* y,
-                                                        int64_t n) {
-  for (int64_t j = n0; j < n1; j += 4) {
-    const int64_t w_rows = std::min<int64_t>(4, n1 - j);
-    const W* wr[4];
-    for (int64_t r = 0; r < 4; ++r) wr[r] = w + (j + std::min(r, w_rows - 1)) * k;
-    int64_t i = 0;
-    for (; i + 2 <= m_rows; i += 2) block_avx2<2>(x + i * k, k, wr, w_rows, y + i * n + j, n);
-    if (i < m_rows) block_avx2<1>(x + i * k, k, wr, w_rows, y + i * n + j, n);
-    if (bias)
-      for (int64_t r = 0; r < m_rows; ++r)
-        for (int64_t c = 0; c < w_rows; ++c) y[r * n + j + c] += bias[j + c];
-  }
-}
 #endif
-
-template <typename W>
-void run(const float* x, int64_t m_rows, int64_t k, const W* w, int64_t n, const float* bias, float* y) {
-  const bool fast = few_rows_linear_vectorized();
-  at::parallel_for(0, n, kGrain, [&](int64_t n0, int64_t n1) {
-#ifdef PEFT_X86
-    if (fast) return rows_avx2(x, m_rows, k, w, n0, n1, bias, y, n);
-#endif
-    rows_portable(x, m_rows, k, w, n0, n1, bias, y, n);
-  });
-}
+};
 
 }  // namespace
 
@@ -152,10 +66,12 @@ at::Tensor few_rows_linear(const at::Tensor& x, const at::Tensor& weight, const 
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   switch (weight.scalar_type()) {
     case at::kFloat:
-      run(x2.data_ptr<float>(), m_rows, k, weight.data_ptr<float>(), n, bp, y.data_ptr<float>());
+      row_kernel::run(x2.data_ptr<float>(), m_rows, k, DenseRows<float>{weight.data_ptr<float>(), k}, n, bp,
+                      y.data_ptr<float>());
       break;
     case at::kHalf:
-      run(x2.data_ptr<float>(), m_rows, k, weight.data_ptr<c10::Half>(), n, bp, y.data_ptr<float>());
+      row_kernel::run(x2.data_ptr<float>(), m_rows, k, DenseRows<c10::Half>{weight.data_ptr<c10::Half>(), k},
+                      n, bp, y.data_ptr<float>());
       break;
     default:
       throw ValueError(std::string("few_rows_linear: weight dtype ") + c10::toString(weight.scalar_type()) +

@@ -12,18 +12,11 @@
 #include "peft/io/half.h"
 #include "peft/ops/few_rows_linear.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define PEFT_X86 1
-#define PEFT_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
+#include "peft/ops/row_kernel.h"
 
 namespace peft::ops {
 
 namespace {
-
-// W rows handed to one thread at a time (as in few_rows_linear.cpp).
-constexpr int64_t kGrain = 512;
 
 inline float f16(const uint8_t* p) {
   uint16_t h;
@@ -126,77 +119,7 @@ struct GgufBlocks {
 #endif
 };
 
-template <class W>
-void rows_portable(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n0, int64_t n1,
-                   const float* bias, float* y, int64_t n) {
-  std::vector<float> row(static_cast<size_t>(k));
-  for (int64_t j = n0; j < n1; ++j) {
-    for (int64_t c = 0; c < k; ++c) row[c] = w.at(j, c);
-    for (int64_t i = 0; i < m_rows; ++i) {
-      float acc = 0;
-      for (int64_t c = 0; c < k; ++c) acc += x[i * k + c] * row[c];
-      y[i * n + j] = acc * w.row_scale(j) + (bias ? bias[j] : 0.0f);
-    }
-  }
-}
-
 #ifdef PEFT_X86
-PEFT_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-  return _mm_cvtss_f32(s);
-}
-
-// XR x rows against four W rows (the layout of few_rows_linear.cpp's kernel): each
-// 8-value slice of W is widened once per group of x rows, 4 * XR FMA chains in flight.
-template <int XR, class W>
-PEFT_AVX2 void block_avx2(const float* x, int64_t k, const W& w, const int64_t* wr, int64_t w_rows,
-                          float* out, int64_t out_stride) {
-  const int64_t k8 = k - k % 8;
-  __m256 a[XR][4];
-  // Fully unrolled (the pragmas): with a loop over r, GCC -O2 kept the accumulators on
-  // the stack, a load and a store around every FMA (measured: 5 rows x the 51864 x 384
-  // float16 output projection 8.9 -> 4.6 ms with them in registers).
-#pragma GCC unroll 4
-  for (auto& row : a)
-#pragma GCC unroll 4
-    for (auto& v : row) v = _mm256_setzero_ps();
-  for (int64_t c = 0; c < k8; c += 8) {
-    __m256 xv[XR];
-#pragma GCC unroll 4
-    for (int i = 0; i < XR; ++i) xv[i] = _mm256_loadu_ps(x + i * k + c);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const __m256 wv = w.load8(wr[r], c);
-#pragma GCC unroll 4
-      for (int i = 0; i < XR; ++i) a[i][r] = _mm256_fmadd_ps(xv[i], wv, a[i][r]);
-    }
-  }
-  for (int i = 0; i < XR; ++i)
-    for (int64_t r = 0; r < w_rows; ++r) {
-      float s = hsum(a[i][r]);
-      for (int64_t c = k8; c < k; ++c) s += x[i * k + c] * w.at(wr[r], c);
-      out[i * out_stride + r] = s * w.row_scale(wr[r]);
-    }
-}
-
-template <class W>
-PEFT_AVX2 void rows_avx2(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n0, int64_t n1,
-                         const float* bias, float* y, int64_t n) {
-  for (int64_t j = n0; j < n1; j += 4) {
-    const int64_t w_rows = std::min<int64_t>(4, n1 - j);
-    int64_t wr[4];
-    for (int64_t r = 0; r < 4; ++r) wr[r] = j + std::min(r, w_rows - 1);
-    int64_t i = 0;
-    for (; i + 2 <= m_rows; i += 2) block_avx2<2>(x + i * k, k, w, wr, w_rows, y + i * n + j, n);
-    if (i < m_rows) block_avx2<1>(x + i * k, k, w, wr, w_rows, y + i * n + j, n);
-    if (bias)
-      for (int64_t r = 0; r < m_rows; ++r)
-        for (int64_t c = 0; c < w_rows; ++c) y[r * n + j + c] += bias[j + c];
-  }
-}
-
 template <class W>
 PEFT_AVX2 void dequantize_avx2(const W& w, int64_t k, int64_t r0, int64_t r1, int64_t first_row, float* out) {
   const int64_t k8 = k - k % 8;
@@ -208,18 +131,6 @@ PEFT_AVX2 void dequantize_avx2(const W& w, int64_t k, int64_t r0, int64_t r1, in
   }
 }
 #endif
-
-template <class W>
-void run_linear(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n, const float* bias,
-                float* y) {
-  const bool fast = few_rows_linear_vectorized();
-  at::parallel_for(0, n, kGrain, [&](int64_t n0, int64_t n1) {
-#ifdef PEFT_X86
-    if (fast) return rows_avx2(x, m_rows, k, w, n0, n1, bias, y, n);
-#endif
-    rows_portable(x, m_rows, k, w, n0, n1, bias, y, n);
-  });
-}
 
 template <class W>
 void run_dequantize(const W& w, int64_t k, int64_t row0, int64_t rows, float* out) {
@@ -291,7 +202,7 @@ at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, co
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* xp = x2.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  with_source(w, [&](const auto& src) { run_linear(xp, m_rows, w.k, src, w.n, bp, yp); });
+  with_source(w, [&](const auto& src) { row_kernel::run(xp, m_rows, w.k, src, w.n, bp, yp); });
   return y.view(out_shape);
 }
 

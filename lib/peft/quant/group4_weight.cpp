@@ -197,10 +197,7 @@ std::shared_ptr<const QuantizedWeight> Group4Weight::requantize(const at::Tensor
 }
 
 at::Tensor Group4Weight::linear(const at::Tensor& x, const at::Tensor& bias, Path path) const {
-  if (x.dim() < 1 || x.size(-1) != in_features())
-    throw ShapeError(format() + " weight: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
-                     " features, the weight " + std::to_string(in_features()));
-  const int64_t rows = x.numel() / std::max<int64_t>(in_features(), 1);
+  const int64_t rows = rows_of(x);
   if (path == Path::kAuto) path = rows <= ops::kFewRows ? Path::kKernel : Path::kDequantBlas;
   if (path == Path::kDequantBlas) return dequantized_linear(x, bias);
   const at::Tensor s = scales_of(0, out_features()).contiguous();

@@ -150,10 +150,7 @@ at::Tensor Int8Weight::onednn_linear(const at::Tensor& x2) const {
 }
 
 at::Tensor Int8Weight::linear(const at::Tensor& x, const at::Tensor& bias, Path path) const {
-  if (x.dim() < 1 || x.size(-1) != in_features())
-    throw ShapeError("Int8Weight: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
-                     " features, the weight " + std::to_string(in_features()));
-  const int64_t rows = x.numel() / std::max<int64_t>(in_features(), 1);
+  const int64_t rows = rows_of(x);
   if (path == Path::kAuto) {
     static const bool onednn = onednn_available() && std::getenv("PEFT_INT8_ONEDNN") != nullptr;
     path = rows <= kKernelRows ? Path::kKernel : onednn ? Path::kOnednn : Path::kDequantBlas;

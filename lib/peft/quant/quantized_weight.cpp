@@ -31,6 +31,13 @@ at::Tensor QuantizedWeight::dequantize_rows(const at::Tensor& index) const {
   return out.view(shape);
 }
 
+int64_t QuantizedWeight::rows_of(const at::Tensor& x) const {
+  if (x.dim() < 1 || x.size(-1) != in_)
+    throw ShapeError(format() + " weight: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
+                     " features, the weight " + std::to_string(in_));
+  return x.numel() / std::max<int64_t>(in_, 1);
+}
+
 at::Tensor QuantizedWeight::dequantized_linear(const at::Tensor& x, const at::Tensor& bias) const {
   constexpr int64_t kBlockFloats = int64_t{1} << 22;  // 16 MB of float32 W at a time
   if (out_ * in_ <= kBlockFloats) return ops::blas_linear(x, dequantize(), bias);

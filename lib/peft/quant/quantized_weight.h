@@ -55,6 +55,9 @@ class QuantizedWeight {
 
  protected:
   QuantizedWeight(int64_t out, int64_t in) : out_(out), in_(in) {}
+  // Rows of x [..., in] (the product of its leading sizes); throws peft::ShapeError
+  // naming format() when x's last size is not in_features().
+  int64_t rows_of(const at::Tensor& x) const;
 
  private:
   int64_t out_, in_;
