@@ -35,10 +35,8 @@ namespace peft::decoding {
 
 // VAD settings for snapping: silero's own defaults for the boundaries (30 ms padding,
 // 100 ms of silence ends speech), not the long ones the VAD filter uses to cut audio
-// (400 ms, 2 s). On the 10-minute test all 80 utterances stay within 0.5 s for padding
-// from 0 to 100 ms and minimum silence from 100 to 500 ms; the largest error grows with
-// the padding, 0.27 s at 0 ms to 0.37 s at 100 ms (measured with faster-whisper's ONNX
-// copy of the same Silero model).
+// (400 ms, 2 s): boundaries within tens of milliseconds of the speech, which is what
+// the times are moved onto (the 10-minute test's largest error with these: 0.35 s).
 audio::VadOptions snapping_vad_options();
 
 // `speech`: sorted, non-overlapping spans in samples of `sample_rate` audio, on the same
