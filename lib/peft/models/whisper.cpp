@@ -8,13 +8,14 @@
 #include <cmath>
 
 #include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/projector.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
 #include "peft/io/ct2.h"
 #include "peft/io/json_file.h"
 #include "peft/io/torch_tensor.h"
+#include "peft/models/attention.h"
 #include "peft/models/weight_loader.h"
-#include "peft/ops/few_query_attention.h"
 #include "peft/quant/int8_weight.h"
 
 namespace peft::models {
@@ -23,45 +24,6 @@ namespace {
 
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
-}
-
-// [B, T, D] -> [B, H, T, D/H]
-at::Tensor split_heads(const at::Tensor& x, int64_t n_head) {
-  return x.view({x.size(0), x.size(1), n_head, x.size(2) / n_head}).transpose(1, 2);
-}
-
-// [B, H, T, Dh] -> [B, T, H * Dh]
-at::Tensor merge_heads(const at::Tensor& x) {
-  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
-}
-
-// Scaled dot-product attention, q [B, H, Tq, Dh], k/v [B, H, Tk, Dh] (any strides) ->
-// [B, H, Tq, Dh]. With `causal_offset` >= 0, query i (at absolute position
-// causal_offset + i) sees keys 0 .. causal_offset + i only.
-//
-// A few query rows per head (decoder steps) go to ops::few_query_attention. Otherwise
-// heads are spread over libtorch's threads, each head's two products and softmax on one
-// thread: batched matmul runs its GEMMs one after the other, and BLAS itself is kept on
-// one thread (see runtime.cpp), so without this the encoder's attention used one core.
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t causal_offset) {
-  if (q.size(2) <= ops::kFewQueries && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1)
-    return ops::few_query_attention(q, k, v, causal_offset);  // decoder steps
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  const int64_t b = q.size(0), h = q.size(1), tq = q.size(2), tk = k.size(2);
-  at::Tensor mask;
-  if (causal_offset >= 0 && tq > 1)
-    mask = at::ones({tq, tk}, at::TensorOptions().dtype(at::kBool)).triu_(causal_offset + 1);
-  at::Tensor out = at::empty({b, h, tq, v.size(3)}, q.options());
-  at::parallel_for(0, b * h, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t bi = i / h, hi = i % h;
-      at::Tensor scores = at::mm(q[bi][hi], k[bi][hi].t()).mul_(scale);
-      if (mask.defined()) scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
-      at::Tensor o = out[bi][hi];
-      at::mm_out(o, at::softmax(scores, -1), v[bi][hi]);
-    }
-  });
-  return out;
 }
 
 }  // namespace
@@ -487,31 +449,7 @@ namespace {
 enum Slot : size_t { kQ, kK, kV, kOut, kCrossQ, kCrossK, kCrossV, kCrossOut, kFc1, kFc2, kSlotsPerLayer };
 }  // namespace
 
-// y = base(x) + delta(x) for the projections the adapter binds, base(x) for the others.
-class WhisperModel::Projector {
- public:
-  Projector(const adapters::BoundAdapter* adapter, size_t first_slot)
-      : adapter_(adapter), first_(first_slot) {}
-  at::Tensor operator()(const layers::Linear& linear, const at::Tensor& x, size_t slot) const {
-    at::Tensor y = linear(x);
-    if (adapter_ != nullptr)
-      if (const adapters::LoraModule* m = adapter_->module(first_ + slot)) y = y + m->delta(x);
-    return y;
-  }
-
- private:
-  const adapters::BoundAdapter* adapter_;
-  size_t first_;
-};
-
-namespace {
-void check_bound(const adapters::BoundAdapter* adapter, const adapters::ModelIdentity& model,
-                 const char* where) {
-  if (adapter != nullptr && !adapter->bound_to(model))
-    throw ValueError(std::string(where) + ": the adapter '" + adapter->adapter().source() +
-                     "' was bound to another model; bind it to this one");
-}
-}  // namespace
+using adapters::check_bound;
 
 std::vector<adapters::ModuleSlot> WhisperModel::adaptable_modules() const {
   std::vector<adapters::ModuleSlot> slots;
@@ -576,7 +514,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::with_adapter_merged(const adap
 // Forward passes
 
 at::Tensor WhisperModel::encoder_self_attention(const Block& b, const at::Tensor& x,
-                                                const Projector& proj) const {
+                                                const adapters::Projector& proj) const {
   const int64_t h = dims_.n_audio_head;
   at::Tensor q = split_heads(proj(b.attn.query, x, kQ), h), k = split_heads(proj(b.attn.key, x, kK), h),
              v = split_heads(proj(b.attn.value, x, kV), h);
@@ -584,7 +522,7 @@ at::Tensor WhisperModel::encoder_self_attention(const Block& b, const at::Tensor
 }
 
 at::Tensor WhisperModel::decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache,
-                                                size_t layer, const Projector& proj) const {
+                                                size_t layer, const adapters::Projector& proj) const {
   const int64_t h = dims_.n_text_head, t = x.size(1), past = cache.length;
   at::Tensor q = split_heads(proj(b.attn.query, x, kQ), h);
   at::Tensor& ck = cache.self_k[layer];
@@ -607,7 +545,7 @@ at::Tensor WhisperModel::decoder_self_attention(const Block& b, const at::Tensor
 // Rows of one window attend to that window's K/V together: [B, H, T, dh] queries become
 // [W, H, (B/W) T, dh], so beams read the audio K/V once instead of each its own copy.
 at::Tensor WhisperModel::cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache,
-                                         size_t layer, const Projector& proj) const {
+                                         size_t layer, const adapters::Projector& proj) const {
   const int64_t h = dims_.n_text_head, rows = x.size(0), t = x.size(1), w = cache.windows();
   const int64_t per_window = rows / w, dh = dims_.n_text_state / h;
   at::Tensor q = split_heads(proj(b.cross_attn.query, x, kCrossQ), h)  // [B, H, T, dh]
@@ -632,7 +570,7 @@ at::Tensor WhisperModel::encode(const at::Tensor& mel, const adapters::BoundAdap
   x = x.permute({0, 2, 1}) + audio_pos_;
   for (size_t i = 0; i < encoder_.size(); ++i) {
     const Block& b = encoder_[i];
-    const Projector proj(adapter, i * kSlotsPerLayer);
+    const adapters::Projector proj(adapter, i * kSlotsPerLayer);
     x = x + encoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), proj);
     x = x + proj(b.fc2, at::gelu(proj(b.fc1, layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias), kFc1)), kFc2);
   }
@@ -646,7 +584,7 @@ WhisperKVCache WhisperModel::start(const at::Tensor& audio_features,
   cache.adapter = adapter;
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    const Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    const adapters::Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
     cache.cross_k.push_back(
         split_heads(proj(b.cross_attn.key, audio_features, kCrossK), dims_.n_text_head).contiguous());
     cache.cross_v.push_back(
@@ -678,7 +616,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache,
   check_bound(cache.adapter, identity_, "WhisperModel::decode");
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    const Projector proj(cache.adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    const adapters::Projector proj(cache.adapter, (encoder_.size() + i) * kSlotsPerLayer);
     x = x + decoder_self_attention(b, layer_norm(x, b.attn_ln.weight, b.attn_ln.bias), cache, i, proj);
     x = x + cross_attention(b, layer_norm(x, b.cross_attn_ln.weight, b.cross_attn_ln.bias), cache, i, proj);
     x = x + proj(b.fc2, at::gelu(proj(b.fc1, layer_norm(x, b.mlp_ln.weight, b.mlp_ln.bias), kFc1)), kFc2);
@@ -718,7 +656,7 @@ WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio
   std::vector<at::Tensor> scores;
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Block& b = decoder_[i];
-    const Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
+    const adapters::Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
     x = x + decoder_self_attention(b, norm(x, b.attn_ln), cache, i, proj);
     const at::Tensor xc = norm(x, b.cross_attn_ln);
     at::Tensor q;  // [T, H, dh], only for layers with alignment heads

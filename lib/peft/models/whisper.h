@@ -27,6 +27,7 @@ class Checkpoint;
 namespace peft::adapters {
 class BoundAdapter;
 class PeftAdapter;
+class Projector;
 struct ModuleSlot;
 }  // namespace peft::adapters
 
@@ -165,14 +166,14 @@ class WhisperModel {
   };
   class Loader;
 
-  class Projector;  // base projection plus the adapter's delta (whisper.cpp)
   std::shared_ptr<const WhisperModel> with_adapter_merged(const adapters::BoundAdapter& adapter,
                                                           double sign) const;
-  at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x, const Projector& proj) const;
+  at::Tensor encoder_self_attention(const Block& b, const at::Tensor& x,
+                                    const adapters::Projector& proj) const;
   at::Tensor decoder_self_attention(const Block& b, const at::Tensor& x, WhisperKVCache& cache, size_t layer,
-                                    const Projector& proj) const;
+                                    const adapters::Projector& proj) const;
   at::Tensor cross_attention(const Block& b, const at::Tensor& x, const WhisperKVCache& cache, size_t layer,
-                             const Projector& proj) const;
+                             const adapters::Projector& proj) const;
 
   WhisperDims dims_;
   std::string source_;
