@@ -74,6 +74,7 @@ Linear Linear::quantized(const quant::QuantOptions& options, const std::string& 
   if (options.type == quant::QuantType::int8 && qweight_ && qweight_->format() == "int8") return *this;
   switch (options.type) {
     case quant::QuantType::none:
+    case quant::QuantType::f32:
       return qweight_ ? Linear(qweight_->dequantize(), bias_) : *this;
     case quant::QuantType::int8:
       return Linear(quant::Int8Weight::quantize(dense_weight(), name), bias_);

@@ -56,7 +56,7 @@ class Linear {
   // "float32", "float16", or the quantized format ("int8", "nf4 g64", ...).
   std::string weight_format() const;
 
-  // This layer with W quantized as `options` say (type none: W as float32 if it was
+  // This layer with W quantized as `options` say (type none or f32: W as float32 if it was
   // quantized, else unchanged); the bias is kept. A quantized W is dequantized first.
   // `name` names the weight in errors (NaN or infinite values, a group size that does
   // not divide in_features).

@@ -9,13 +9,14 @@
 namespace peft::quant {
 
 enum class QuantType {
-  none,  // float32 / float16 as stored
+  none,  // as stored: float32 / float16, or a checkpoint's own quantized blocks (CT2 int8, GGUF)
+  f32,   // float32: a quantized checkpoint (GGUF blocks, CT2 int8) dequantized at load
   int8,  // per-output-channel symmetric int8 (int8_weight.h)
   int4,  // group-wise symmetric int4, two values per byte (group4_weight.h)
   nf4,   // group-wise NormalFloat4 (QLoRA), two values per byte (group4_weight.h)
 };
 
-// "none" | "int8" | "int4" | "nf4"; anything else throws peft::ValueError naming it.
+// "none" | "f32" | "int8" | "int4" | "nf4"; anything else throws peft::ValueError naming it.
 QuantType parse_quant_type(std::string_view text);
 std::string to_string(QuantType type);
 
