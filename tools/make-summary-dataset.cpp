@@ -51,6 +51,10 @@ options:
                     renamed into place only once complete.
   --min-words N     drop texts of fewer than N words (default 10)
   --max-words N     drop texts of more than N words (default 400; 0: no limit)
+  --max-per-family N
+                    keep at most N pairs of each family (pairs whose texts share
+                    their first paragraph: Qt's 464 modules, Boost's libraries),
+                    the N smallest package names (default 0: no cap)
   --split-seed N    a number mixed into the split hash, for a different but still
                     fixed split (default: none, the plain hash of the text)
   --quiet           no per-stanza warnings (the counts are still printed)
@@ -81,11 +85,13 @@ Pairs are dropped, in this order, and each count printed on standard error:
   same text       several packages with one text (-dev/-dbg/-doc families): the
                   bytewise smallest package name is kept; counted apart when the
                   summary is identical too (exact duplicate pairs)
+  family cap      over --max-per-family pairs sharing a first paragraph
 The kept set and the output do not depend on the order of the input stanzas.
 
 split: FNV-1a 64-bit hash of the text's first paragraph (prefixed with
 "seed:N\n" when --split-seed N is given), modulo 100: 0-89 train, 90-94
-validation, 95-99 test.
+validation, 95-99 test. A package keeps its split whatever else is in the input,
+and a family (see --max-per-family) never straddles two splits.
 
 Malformed stanzas (a line that is neither "Field: value" nor a continuation, a
 continuation before any field, a repeated field, invalid UTF-8 or control
@@ -101,6 +107,7 @@ struct Options {
   std::optional<std::string> output;
   size_t min_words = 10;
   size_t max_words = 400;
+  size_t max_per_family = 0;
   std::optional<uint64_t> split_seed;
   bool quiet = false;
 };
@@ -138,6 +145,8 @@ Options parse_options(int argc, char** argv) {
       o.min_words = parse_count(a, value());
     } else if (a == "--max-words") {
       o.max_words = parse_count(a, value());
+    } else if (a == "--max-per-family") {
+      o.max_per_family = parse_count(a, value());
     } else if (a == "--split-seed") {
       o.split_seed = parse_count(a, value());
     } else if (a == "--quiet") {
@@ -331,6 +340,7 @@ struct Counts {
   size_t stanzas = 0, malformed = 0, empty_text = 0, too_short = 0, too_long = 0;
   size_t same_package_identical = 0, same_package_variant = 0;
   size_t same_text_identical_pair = 0, same_text_other_summary = 0;
+  size_t family_cap = 0;
 };
 
 class Reader {
@@ -471,8 +481,26 @@ std::vector<Pair> deduplicate(std::vector<Pair> pairs, Counts& counts) {
   return kept;
 }
 
+// The first paragraph: packages built from one source usually open with the same one
+// (the project) and differ in the last (what this package holds).
+std::string family_of(const std::string& text) { return text.substr(0, text.find("\n\n")); }
+
+// Keeps the first `cap` pairs (by id: `pairs` is sorted by id) of each family.
+std::vector<Pair> cap_families(std::vector<Pair> pairs, size_t cap, Counts& counts) {
+  if (cap == 0) return pairs;
+  std::map<std::string, size_t> taken;
+  std::vector<Pair> kept;
+  for (auto& p : pairs) {
+    if (taken[family_of(p.text)]++ < cap)
+      kept.push_back(std::move(p));
+    else
+      ++counts.family_cap;
+  }
+  return kept;
+}
+
 const char* split_of(const std::string& text, const std::optional<uint64_t>& seed) {
-  std::string key = text.substr(0, text.find("\n\n"));
+  std::string key = family_of(text);
   if (seed) key = "seed:" + std::to_string(*seed) + "\n" + key;
   const uint64_t bucket = fnv1a64(key) % 100;
   return bucket < 90 ? "train" : bucket < 95 ? "validation" : "test";
@@ -559,7 +587,8 @@ int run(const Options& options) {
     if (!in) throw std::runtime_error("cannot open " + name + ": " + std::strerror(errno));
     reader.read(in, name);
   }
-  const std::vector<Pair> kept = deduplicate(std::move(pairs), counts);
+  const std::vector<Pair> kept =
+      cap_families(deduplicate(std::move(pairs), counts), options.max_per_family, counts);
 
   std::map<std::string, size_t> per_split{{"train", 0}, {"validation", 0}, {"test", 0}};
   std::vector<const char*> splits;
@@ -581,7 +610,7 @@ int run(const Options& options) {
             << " other descriptions), same text "
             << counts.same_text_identical_pair + counts.same_text_other_summary << " ("
             << counts.same_text_identical_pair << " exact duplicate pairs, " << counts.same_text_other_summary
-            << " other summaries)\n"
+            << " other summaries), family cap " << counts.family_cap << "\n"
             << "kept " << kept.size() << ": train " << per_split["train"] << ", validation "
             << per_split["validation"] << ", test " << per_split["test"] << "\n"
             << "median words: text " << median(text_words) << ", summary " << median(summary_words) << "\n";

@@ -162,6 +162,21 @@ BOOST_AUTO_TEST_CASE(families_sharing_a_first_paragraph_share_a_split) {
   BOOST_CHECK_EQUAL(rows.at("libghc-hpack-dev").at("split"), "test");
 }
 
+BOOST_AUTO_TEST_CASE(family_cap_keeps_the_smallest_names) {
+  const Run r = run("--max-per-family 1 " + kFixtures);
+  BOOST_REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto capped = by_id(parse_jsonl(r.out));
+  const auto all = by_id(parse_jsonl(run(kFixtures).out));
+  BOOST_CHECK_EQUAL(capped.size(), all.size() - 3);
+  for (const char* dropped : {"0ad-data", "0ad-data-common", "libghc-hpack-dev"})
+    BOOST_CHECK_MESSAGE(!capped.count(dropped), dropped << " kept");
+  for (const auto& [id, row] : capped) BOOST_CHECK_EQUAL(row, all.at(id));
+  BOOST_CHECK_MESSAGE(r.err.find("family cap 3\n") != std::string::npos, r.err);
+  const auto two = by_id(parse_jsonl(run("--max-per-family 2 " + kFixtures).out));
+  BOOST_CHECK_EQUAL(two.size(), all.size() - 1);
+  BOOST_CHECK(two.count("0ad-data") && !two.count("0ad-data-common") && two.count("libghc-hpack-dev"));
+}
+
 BOOST_AUTO_TEST_CASE(split_and_pairs_do_not_depend_on_order_or_on_other_stanzas) {
   peft_test::TempDir dir;
   const auto stanzas = stanzas_of(peft_test::read_file(fixture("Translation-en")) + "\n" +
@@ -277,20 +292,20 @@ BOOST_AUTO_TEST_CASE(malformed_stanzas_are_skipped_with_a_warning) {
   peft_test::TempDir dir;
   const std::string good =
       "Package: good\nDescription-en: fine\n a long enough description of ten words or more here\n\n";
-  const std::string
-      bad = good +
-            "Package: badutf\nDescription-en: broken\n text with \xff\xfe bytes in it and more words to "
-            "pass\n\n"                                                                           // 5-8
-            "Package: nofield\n continuation\nDescription-en: x\n y z\n\n"                       // 9-13
-            " orphan continuation\nPackage: orphan\n\n"                                          // 14-16
-            "Package: nocolon\nDescription-en x\n\n"                                             // 17-19
-            "Package: twice\nPackage: again\nDescription-en: s\n t\n\n"                          // 20-24
-            "Description-en: no package\n some text\n\n"                                         // 25-27
-            "Package: nodescription\nVersion: 1\n\n"                                             // 28-30
-            "Package: nosynopsis\nDescription-en:\n some text of the package\n\n"                // 31-34
-            "Package: overlong\nDescription-en: s\n \xe0\x80\xaf overlong slash\n\n"             // 35-38
-            "Package: control\nDescription-en: s\n bell \x07 here\n\n"                           // 39-42
-            "Package: truncated\nDescription-en: cut\n this stanza ends in the middle of a li";  // 43-45
+  const std::string bad =
+      good +
+      "Package: badutf\nDescription-en: broken\n text with \xff\xfe bytes in it and more words to "
+      "pass\n\n"                                                                           // 5-8
+      "Package: nofield\n continuation\nDescription-en: x\n y z\n\n"                       // 9-13
+      " orphan continuation\nPackage: orphan\n\n"                                          // 14-16
+      "Package: nocolon\nDescription-en x\n\n"                                             // 17-19
+      "Package: twice\nPackage: again\nDescription-en: s\n t\n\n"                          // 20-24
+      "Description-en: no package\n some text\n\n"                                         // 25-27
+      "Package: nodescription\nVersion: 1\n\n"                                             // 28-30
+      "Package: nosynopsis\nDescription-en:\n some text of the package\n\n"                // 31-34
+      "Package: overlong\nDescription-en: s\n \xe0\x80\xaf overlong slash\n\n"             // 35-38
+      "Package: control\nDescription-en: s\n bell \x07 here\n\n"                           // 39-42
+      "Package: truncated\nDescription-en: cut\n this stanza ends in the middle of a li";  // 43-45
   peft_test::write_file(dir / "bad", bad);
   const Run r = run(quote(dir / "bad"));
   BOOST_CHECK_EQUAL(r.status, 0);
