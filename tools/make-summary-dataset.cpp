@@ -603,7 +603,8 @@ int run(const Options& options) {
   std::cerr << "make-summary-dataset: " << counts.stanzas << " stanzas, " << counts.malformed
             << " malformed (skipped)\n"
             << "dropped: empty text " << counts.empty_text << ", too short (< " << options.min_words
-            << " words) " << counts.too_short << ", too long (> " << options.max_words << " words) "
+            << " words) " << counts.too_short << ", too long ("
+            << (options.max_words ? "> " + std::to_string(options.max_words) + " words" : "no limit") << ") "
             << counts.too_long << ", same package "
             << counts.same_package_identical + counts.same_package_variant << " ("
             << counts.same_package_identical << " identical, " << counts.same_package_variant
