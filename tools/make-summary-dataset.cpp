@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -96,7 +98,11 @@ and a family (see --max-per-family) never straddles two splits.
 Malformed stanzas (a line that is neither "Field: value" nor a continuation, a
 continuation before any field, a repeated field, invalid UTF-8 or control
 characters, no Package, no Description, an empty synopsis, input ending without
-a final newline: a truncated file) are skipped with a warning naming FILE:LINE.
+a final newline: a truncated file, a Description-md5 that is not the MD5 of the
+description: a stanza cut at a line end or edited) are skipped with a warning
+naming FILE:LINE. The MD5 is checked for Description-en, and for a Description
+with continuation lines (Packages files since Debian 11 keep the md5 of the
+full description beside the synopsis alone).
 
 exit status: 0 pairs written; 1 no usable pair; 2 bad option, unreadable input or
 unwritable output.
@@ -237,6 +243,59 @@ std::string utf8_problem(const std::string& s) {
   return {};
 }
 
+// MD5 (RFC 1321) of `data` as 32 lowercase hex digits, to check Description-md5.
+std::string md5_hex(const std::string& data) {
+  static const auto table = [] {
+    std::array<uint32_t, 64> k{};
+    for (size_t i = 0; i < 64; ++i)
+      k[i] = static_cast<uint32_t>(std::floor(std::fabs(std::sin(i + 1.0)) * 4294967296.0));
+    return k;
+  }();
+  static const int shift[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
+  std::string msg = data;
+  msg += static_cast<char>(0x80);
+  while (msg.size() % 64 != 56) msg += '\0';
+  const uint64_t bits = static_cast<uint64_t>(data.size()) * 8;
+  for (int i = 0; i < 8; ++i) msg += static_cast<char>((bits >> (8 * i)) & 0xff);
+  uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+  auto rotl = [](uint32_t x, int c) { return (x << c) | (x >> (32 - c)); };
+  for (size_t chunk = 0; chunk < msg.size(); chunk += 64) {
+    uint32_t m[16];
+    for (int i = 0; i < 16; ++i) {
+      const auto* b = reinterpret_cast<const unsigned char*>(msg.data() + chunk + 4 * i);
+      m[i] = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
+    for (int i = 0; i < 64; ++i) {
+      uint32_t f;
+      int g;
+      const int round = i / 16;
+      if (round == 0) {
+        f = (b & c) | (~b & d), g = i;
+      } else if (round == 1) {
+        f = (d & b) | (~d & c), g = (5 * i + 1) % 16;
+      } else if (round == 2) {
+        f = b ^ c ^ d, g = (3 * i + 5) % 16;
+      } else {
+        f = c ^ (b | ~d), g = (7 * i) % 16;
+      }
+      f += a + table[i] + m[g];
+      a = d, d = c, c = b;
+      b += rotl(f, shift[round][i % 4]);
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint32_t word : h)
+    for (int i = 0; i < 4; ++i) {
+      const unsigned byte = (word >> (8 * i)) & 0xff;
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    }
+  return out;
+}
+
 uint64_t fnv1a64(const std::string& s) {
   uint64_t h = 14695981039346656037ull;
   for (unsigned char c : s) {
@@ -316,7 +375,9 @@ std::string render_long_description(const std::vector<std::string>& lines) {
 struct Field {
   std::string name;                // as written
   std::string value;               // first line, trimmed
+  std::string raw;                 // first line after the colon, leading blanks removed
   std::vector<std::string> lines;  // continuation lines, verbatim
+  size_t line = 0;                 // where the field starts
 };
 
 struct Stanza {
@@ -398,7 +459,10 @@ class Reader {
         } else if (stanza.find(field_name.c_str())) {
           fail("field " + field_name + " repeated in one stanza");
         } else {
-          stanza.fields.push_back({field_name, trim(line.substr(colon + 1)), {}});
+          std::string raw = line.substr(colon + 1);
+          raw.erase(0, raw.find_first_not_of(" \t") == std::string::npos ? raw.size()
+                                                                         : raw.find_first_not_of(" \t"));
+          stanza.fields.push_back({field_name, trim(raw), raw, {}, line_no});
         }
       }
     }
@@ -422,6 +486,19 @@ class Reader {
     if (!description) description = s.find("Description");
     if (!description)
       return reject(s, s.first_line, "no Description or Description-en field in " + package->value);
+    // apt's Description-md5 is the MD5 of the whole description as a Packages file writes
+    // it. Bookworm's Packages lists keep the md5 but only the synopsis, so a description
+    // without continuation lines is checked in the Translation format only.
+    const Field* md5 = s.find("Description-md5");
+    if (md5 &&
+        (!description->lines.empty() || strcasecmp(description->name.c_str(), "Description-en") == 0)) {
+      std::string whole = description->raw + "\n";
+      for (const auto& l : description->lines) whole += l + "\n";
+      if (md5_hex(whole) != md5->value)
+        return reject(s, description->line,
+                      "Description-md5 " + md5->value + " does not match the description of " +
+                          package->value + " (truncated or altered stanza?)");
+    }
     const std::string summary = collapse_blanks(description->value);
     if (summary.empty()) return reject(s, s.first_line, "empty synopsis in " + package->value);
     Pair p{package->value, render_long_description(description->lines), summary, 0};

@@ -338,6 +338,32 @@ BOOST_AUTO_TEST_CASE(malformed_stanzas_are_skipped_with_a_warning) {
   BOOST_CHECK_EQUAL(run("--quiet " + quote(dir / "junk")).status, 1);
 }
 
+// A stanza cut at a line end has its final newline; its Description-md5 (the MD5 of the
+// whole description, which every one of the 67,471 stanzas of the real lists matches)
+// gives it away, as it does an edited word.
+BOOST_AUTO_TEST_CASE(description_md5_catches_truncated_and_altered_stanzas) {
+  peft_test::TempDir dir;
+  const auto stanzas = stanzas_of(peft_test::read_file(fixture("Translation-en")));
+  std::string cut = stanzas[3];  // 0xffff
+  BOOST_REQUIRE(cut.rfind("Package: 0xffff\n", 0) == 0);
+  cut.erase(cut.rfind('\n', cut.size() - 2) + 1);  // without its last line
+  std::string altered = stanzas[4];                // 2048
+  BOOST_REQUIRE(altered.rfind("Package: 2048\n", 0) == 0);
+  altered.replace(altered.find("puzzle game where"), 6, "Puzzle");
+  peft_test::write_file(dir / "cut", stanzas[0] + "\n" + cut + "\n" + altered);
+  const Run r = run(quote(dir / "cut"));
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  const auto rows = parse_jsonl(r.out);
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+  BOOST_CHECK_EQUAL(rows[0].at("id"), "0ad");
+  const std::string file = (dir / "cut").string();
+  BOOST_CHECK_MESSAGE(
+      r.err.find(file + ":14: Description-md5 183c49f6505eb3432d1b069800f1f5b6 does not match "
+                        "the description of 0xffff (truncated or altered stanza?)") != std::string::npos,
+      r.err);
+  BOOST_CHECK_MESSAGE(r.err.find("does not match the description of 2048") != std::string::npos, r.err);
+}
+
 BOOST_AUTO_TEST_CASE(output_files_are_complete_or_absent) {
   peft_test::TempDir dir;
   const std::string stdout_rows = run(kFixtures).out;
