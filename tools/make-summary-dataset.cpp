@@ -460,8 +460,7 @@ class Reader {
           fail("field " + field_name + " repeated in one stanza");
         } else {
           std::string raw = line.substr(colon + 1);
-          raw.erase(0, raw.find_first_not_of(" \t") == std::string::npos ? raw.size()
-                                                                         : raw.find_first_not_of(" \t"));
+          raw.erase(0, std::min(raw.find_first_not_of(" \t"), raw.size()));
           stanza.fields.push_back({field_name, trim(raw), raw, {}, line_no});
         }
       }
