@@ -33,14 +33,16 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 BartActivation parse_activation(const std::string& name, const std::string& config_path) {
   if (name == "gelu") return BartActivation::gelu;
-  if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh") return BartActivation::gelu_tanh;
+  if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh")
+    return BartActivation::gelu_tanh;
   if (name == "relu") return BartActivation::relu;
   if (name == "silu" || name == "swish") return BartActivation::silu;
   if (name == "tanh") return BartActivation::tanh;
   if (name == "quick_gelu") return BartActivation::quick_gelu;
-  throw ValueError(config_path + ": key 'activation_function': '" + name +
-                   "' is not supported (gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, relu, silu, swish, tanh, "
-                   "quick_gelu)");
+  throw ValueError(
+      config_path + ": key 'activation_function': '" + name +
+      "' is not supported (gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, relu, silu, swish, tanh, "
+      "quick_gelu)");
 }
 
 // An id that is an int or a list of ints ("eos_token_id"); empty when absent or null.
@@ -136,8 +138,8 @@ class BartModel::Loader {
     m.forced_eos_token_id_ = optional_id("forced_eos_token_id");
     auto check = [&](std::optional<int64_t> id, const char* key) {
       if (id && (*id < 0 || *id >= s.vocab_size))
-        throw ValueError(hf.path + ": key '" + key + "': " + std::to_string(*id) + " is outside the vocabulary of " +
-                         std::to_string(s.vocab_size));
+        throw ValueError(hf.path + ": key '" + key + "': " + std::to_string(*id) +
+                         " is outside the vocabulary of " + std::to_string(s.vocab_size));
     };
     check(s.decoder_start_token_id, "decoder_start_token_id");
     for (int64_t e : s.eos_token_ids) check(e, "eos_token_id");
@@ -151,41 +153,46 @@ class BartModel::Loader {
     const WeightLoader w(ckpt);
     const BartConfig& c = m.config_;
     const int64_t d = c.d_model, v = c.vocab_size, positions = c.max_position_embeddings + kPositionOffset;
+    // BartForConditionalGeneration's names start with "model."; a bare BartModel's (e.g.
+    // facebook/bart-base) do not. transformers loads either into the other.
+    const std::string pre =
+        w.has("model.encoder.embed_positions.weight") || !w.has("encoder.embed_positions.weight") ? "model."
+                                                                                                  : "";
 
     // The shared embedding: saved once as model.shared.weight (encoder/decoder embed_tokens
     // and a tied lm_head are the same parameter); some exports keep one of the aliases.
     std::string shared_name;
-    for (const char* name : {"model.shared.weight", "model.encoder.embed_tokens.weight",
-                             "model.decoder.embed_tokens.weight"})
-      if (w.has(name)) {
-        shared_name = name;
+    for (const char* name : {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"})
+      if (w.has(pre + name)) {
+        shared_name = pre + name;
         break;
       }
     if (shared_name.empty())
-      throw NotFoundError(ckpt.path() + ": tensor 'model.shared.weight': not found (nor its aliases " +
-                          "model.encoder.embed_tokens.weight, model.decoder.embed_tokens.weight)");
+      throw NotFoundError(ckpt.path() + ": tensor '" + pre + "shared.weight': not found (nor its aliases " +
+                          pre + "encoder.embed_tokens.weight, " + pre + "decoder.embed_tokens.weight)");
     m.shared_ = layers::Linear(w.get_matrix(shared_name, {v, d}), at::Tensor());
     // With tie_word_embeddings (the default) transformers ties lm_head to the shared
     // embedding whatever the file holds; otherwise lm_head.weight is its own matrix.
-    if (!c.tie_word_embeddings) m.lm_head_ = layers::Linear(w.get_matrix("lm_head.weight", {v, d}), at::Tensor());
+    if (!c.tie_word_embeddings)
+      m.lm_head_ = layers::Linear(w.get_matrix("lm_head.weight", {v, d}), at::Tensor());
     // A buffer transformers accepts missing (zeros).
     m.final_logits_bias_ = w.has("final_logits_bias") ? w.get("final_logits_bias", {1, v}).view({v})
                                                       : at::zeros({v}, at::kFloat);
 
-    m.enc_positions_ = w.get("model.encoder.embed_positions.weight", {positions, d});
-    m.dec_positions_ = w.get("model.decoder.embed_positions.weight", {positions, d});
-    m.enc_ln_embedding_ = norm(w, "model.encoder.layernorm_embedding", d);
-    m.dec_ln_embedding_ = norm(w, "model.decoder.layernorm_embedding", d);
+    m.enc_positions_ = w.get(pre + "encoder.embed_positions.weight", {positions, d});
+    m.dec_positions_ = w.get(pre + "decoder.embed_positions.weight", {positions, d});
+    m.enc_ln_embedding_ = norm(w, pre + "encoder.layernorm_embedding", d);
+    m.dec_ln_embedding_ = norm(w, pre + "decoder.layernorm_embedding", d);
     if (c.pre_norm) {
-      m.enc_ln_final_ = norm(w, "model.encoder.layer_norm", d);
-      m.dec_ln_final_ = norm(w, "model.decoder.layer_norm", d);
+      m.enc_ln_final_ = norm(w, pre + "encoder.layer_norm", d);
+      m.dec_ln_final_ = norm(w, pre + "decoder.layer_norm", d);
     }
     for (int64_t i = 0; i < c.encoder_layers; ++i) {
-      const std::string p = "model.encoder.layers." + std::to_string(i) + ".";
+      const std::string p = pre + "encoder.layers." + std::to_string(i) + ".";
       m.encoder_.push_back(layer(w, p, d, c.encoder_ffn_dim, false));
     }
     for (int64_t i = 0; i < c.decoder_layers; ++i) {
-      const std::string p = "model.decoder.layers." + std::to_string(i) + ".";
+      const std::string p = pre + "decoder.layers." + std::to_string(i) + ".";
       m.decoder_.push_back(layer(w, p, d, c.decoder_ffn_dim, true));
     }
   }
@@ -197,7 +204,8 @@ class BartModel::Loader {
       for (size_t i = 0; i < layers->size(); ++i) {
         Layer& l = (*layers)[i];
         const std::string p = side + ".layers." + std::to_string(i) + ".";
-        for (auto [att, an] : {std::pair{&l.self_attn, "self_attn."}, std::pair{&l.cross_attn, "encoder_attn."}})
+        for (auto [att, an] :
+             {std::pair{&l.self_attn, "self_attn."}, std::pair{&l.cross_attn, "encoder_attn."}})
           for (auto [lin, ln] : {std::pair{&att->q, "q_proj"}, std::pair{&att->k, "k_proj"},
                                  std::pair{&att->v, "v_proj"}, std::pair{&att->out, "out_proj"}})
             *lin = lin->quantized(q, named(p + an + ln));  // undefined (encoder cross) stays so
@@ -237,7 +245,8 @@ class BartModel::Loader {
   }
 };
 
-std::shared_ptr<const BartModel> BartModel::load(const std::filesystem::path& dir, const quant::QuantOptions& quant) {
+std::shared_ptr<const BartModel> BartModel::load(const std::filesystem::path& dir,
+                                                 const quant::QuantOptions& quant) {
   if (quant.type != quant::QuantType::none) quant.validate();
   const io::HfConfig hf = io::read_hf_config(dir / "config.json");
   auto ckpt = io::open_checkpoint(dir);
@@ -262,7 +271,8 @@ int64_t BartModel::weight_bytes() const {
   };
   n += shared_.weight_bytes() + (lm_head_.defined() ? lm_head_.weight_bytes() : 0);
   for (const at::Tensor* t : {&final_logits_bias_, &enc_positions_, &dec_positions_}) add(*t);
-  for (const LayerNorm* ln : {&enc_ln_embedding_, &dec_ln_embedding_, &enc_ln_final_, &dec_ln_final_}) add_norm(*ln);
+  for (const LayerNorm* ln : {&enc_ln_embedding_, &dec_ln_embedding_, &enc_ln_final_, &dec_ln_final_})
+    add_norm(*ln);
   for (const auto* layers : {&encoder_, &decoder_})
     for (const Layer& l : *layers) {
       for (const Attention* a : {&l.self_attn, &l.cross_attn})
@@ -315,14 +325,14 @@ std::shared_ptr<const BartModel> BartModel::merged(const adapters::BoundAdapter&
   size_t first = 0;
   for (auto* layers : {&m->encoder_, &m->decoder_})
     for (Layer& l : *layers) {
-      layers::Linear* by_slot[kSlotsPerLayer] = {&l.self_attn.q,  &l.self_attn.k,  &l.self_attn.v,
-                                                 &l.self_attn.out, &l.cross_attn.q, &l.cross_attn.k,
-                                                 &l.cross_attn.v,  &l.cross_attn.out, &l.fc1,
-                                                 &l.fc2};
+      layers::Linear* by_slot[kSlotsPerLayer] = {
+          &l.self_attn.q,  &l.self_attn.k,  &l.self_attn.v,    &l.self_attn.out, &l.cross_attn.q,
+          &l.cross_attn.k, &l.cross_attn.v, &l.cross_attn.out, &l.fc1,           &l.fc2};
       for (size_t s = 0; s < kSlotsPerLayer; ++s)
         if (const adapters::LoraModule* lora = adapter.module(first + s)) {
           layers::Linear& lin = *by_slot[s];
-          lin = lin.with_weight(lin.dense_weight() + lora->delta_weight(), source_ + ": " + names[first + s].name);
+          lin = lin.with_weight(lin.dense_weight() + lora->delta_weight(),
+                                source_ + ": " + names[first + s].name);
         }
       first += kSlotsPerLayer;
     }
@@ -353,11 +363,13 @@ at::Tensor BartModel::activation(const at::Tensor& x) const {
 void BartModel::check_ids(const at::Tensor& ids, const char* where) const {
   if (ids.dim() != 2 || ids.size(1) < 1 || !at::isIntegralType(ids.scalar_type(), /*includeBool=*/false))
     throw ShapeError(std::string(where) + ": ids must be integer [B, T] with T >= 1, got " +
-                     io::shape_to_string(ids.sizes().vec()) + " " + std::string(c10::toString(ids.scalar_type())));
+                     io::shape_to_string(ids.sizes().vec()) + " " +
+                     std::string(c10::toString(ids.scalar_type())));
   const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
   if (lo < 0 || hi >= config_.vocab_size)
     throw ValueError(std::string(where) + ": token id " + std::to_string(lo < 0 ? lo : hi) +
-                     " is outside the vocabulary of " + std::to_string(config_.vocab_size) + " (" + source_ + ")");
+                     " is outside the vocabulary of " + std::to_string(config_.vocab_size) + " (" + source_ +
+                     ")");
 }
 
 at::Tensor BartModel::embed(const at::Tensor& ids, const at::Tensor& positions, int64_t first_position,
@@ -368,7 +380,8 @@ at::Tensor BartModel::embed(const at::Tensor& ids, const at::Tensor& positions, 
   return layer_norm(x, ln.weight, ln.bias);
 }
 
-at::Tensor BartModel::feed_forward(const Layer& l, const at::Tensor& x, const adapters::Projector& proj) const {
+at::Tensor BartModel::feed_forward(const Layer& l, const at::Tensor& x,
+                                   const adapters::Projector& proj) const {
   return proj(l.fc2, activation(proj(l.fc1, x, kFc1)), kFc2);
 }
 
@@ -416,15 +429,18 @@ KVCache BartModel::start(const at::Tensor& encoder_output, const adapters::Bound
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const Layer& l = decoder_[i];
     const adapters::Projector proj(adapter, (encoder_.size() + i) * kSlotsPerLayer);
-    cache.cross_k.push_back(split_heads(proj(l.cross_attn.k, enc, kCrossK), config_.decoder_heads).contiguous());
-    cache.cross_v.push_back(split_heads(proj(l.cross_attn.v, enc, kCrossV), config_.decoder_heads).contiguous());
+    cache.cross_k.push_back(
+        split_heads(proj(l.cross_attn.k, enc, kCrossK), config_.decoder_heads).contiguous());
+    cache.cross_v.push_back(
+        split_heads(proj(l.cross_attn.v, enc, kCrossV), config_.decoder_heads).contiguous());
   }
   cache.self_k.resize(decoder_.size());
   cache.self_v.resize(decoder_.size());
   return cache;
 }
 
-at::Tensor BartModel::decode(const at::Tensor& tokens, KVCache& cache, std::optional<int64_t> logits_at) const {
+at::Tensor BartModel::decode(const at::Tensor& tokens, KVCache& cache,
+                             std::optional<int64_t> logits_at) const {
   check_ids(tokens, "BartModel::decode");
   const int64_t rows = tokens.size(0), t = tokens.size(1), past = cache.length;
   if (logits_at && (*logits_at < 0 || *logits_at >= t))
@@ -435,7 +451,8 @@ at::Tensor BartModel::decode(const at::Tensor& tokens, KVCache& cache, std::opti
                      std::to_string(config_.max_position_embeddings) + " positions (" + source_ + ")");
   if (cache.cross_k.size() != decoder_.size() || cache.cross_v.size() != decoder_.size())
     throw ValueError("BartModel::decode: the cache was not made by start() of this model");
-  if (past > 0 && (cache.self_k.empty() || !cache.self_k.front().defined() || cache.self_k.front().size(0) != rows))
+  if (past > 0 &&
+      (cache.self_k.empty() || !cache.self_k.front().defined() || cache.self_k.front().size(0) != rows))
     throw ShapeError("BartModel::decode: " + std::to_string(rows) + " token rows do not match the cache's " +
                      (cache.self_k.empty() || !cache.self_k.front().defined()
                           ? std::string("(empty)")
@@ -457,7 +474,8 @@ at::Tensor BartModel::decode(const at::Tensor& tokens, KVCache& cache, std::opti
     // Cross-attention: every row against the one encoder output.
     y = pre ? layer_norm(x, l.cross_attn_ln.weight, l.cross_attn_ln.bias) : x;
     q = split_heads(proj(l.cross_attn.q, y, kCrossQ), h);
-    x = x + proj(l.cross_attn.out, merge_heads(attend_shared(q, cache.cross_k[i], cache.cross_v[i])), kCrossOut);
+    x = x +
+        proj(l.cross_attn.out, merge_heads(attend_shared(q, cache.cross_k[i], cache.cross_v[i])), kCrossOut);
     if (!pre) x = layer_norm(x, l.cross_attn_ln.weight, l.cross_attn_ln.bias);
     // Feed-forward.
     y = pre ? layer_norm(x, l.final_ln.weight, l.final_ln.bias) : x;

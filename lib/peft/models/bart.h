@@ -75,8 +75,10 @@ class BartModel final : public Seq2SeqModel {
   const std::string& source() const override { return source_; }
   std::string architecture() const override { return config_.model_type; }
 
-  at::Tensor encode(const at::Tensor& input_ids, const adapters::BoundAdapter* adapter = nullptr) const override;
-  KVCache start(const at::Tensor& encoder_output, const adapters::BoundAdapter* adapter = nullptr) const override;
+  at::Tensor encode(const at::Tensor& input_ids,
+                    const adapters::BoundAdapter* adapter = nullptr) const override;
+  KVCache start(const at::Tensor& encoder_output,
+                const adapters::BoundAdapter* adapter = nullptr) const override;
   at::Tensor decode(const at::Tensor& tokens, KVCache& cache,
                     std::optional<int64_t> logits_at = std::nullopt) const override;
 
@@ -120,9 +122,9 @@ class BartModel final : public Seq2SeqModel {
   std::optional<int64_t> forced_eos_token_id_;
   std::string source_;
   double embed_scale_ = 1.0;
-  layers::Linear shared_;   // [vocab, d], no bias: token embedding (encoder and decoder)
-  layers::Linear lm_head_;  // untied lm_head; undefined when tied to shared_
-  at::Tensor final_logits_bias_;  // [vocab]
+  layers::Linear shared_;                     // [vocab, d], no bias: token embedding (encoder and decoder)
+  layers::Linear lm_head_;                    // untied lm_head; undefined when tied to shared_
+  at::Tensor final_logits_bias_;              // [vocab]
   at::Tensor enc_positions_, dec_positions_;  // [max_position_embeddings + 2, d]
   LayerNorm enc_ln_embedding_, dec_ln_embedding_;
   LayerNorm enc_ln_final_, dec_ln_final_;  // mbart only
