@@ -37,6 +37,7 @@ import json
 import math
 import os
 import shutil
+import sys
 
 import torch
 import transformers
@@ -308,4 +309,9 @@ def main():
 
 
 if __name__ == "__main__":
+    # peft writes target_modules (a set) in set order: a fixed string hash makes the
+    # adapter configs reproducible.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     main()
