@@ -294,7 +294,7 @@ struct BadCopy {
 
 }  // namespace
 
-// A bare BartModel checkpoint (names without "model.", as facebook/bart-base's) and
+// A bare BartModel checkpoint (names without "model.") with
 // the shared embedding under an alias (decoder.embed_tokens.weight) load into the same model.
 BOOST_AUTO_TEST_CASE(bare_model_names_load) {
   const Reference ref("bart_tiny");

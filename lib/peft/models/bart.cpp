@@ -153,9 +153,9 @@ class BartModel::Loader {
     const WeightLoader w(ckpt);
     const BartConfig& c = m.config_;
     const int64_t d = c.d_model, v = c.vocab_size, positions = c.max_position_embeddings + kPositionOffset;
-    // BartForConditionalGeneration's names start with "model."; a bare BartModel's (e.g.
-    // facebook/bart-base) do not. transformers loads either into the other.
-    const std::string pre =
+    // BartForConditionalGeneration's names start with "model."; a bare BartModel's
+    // (architectures ["BartModel"]) do not. transformers loads either into the other.
+    const std::string prefix =
         w.has("model.encoder.embed_positions.weight") || !w.has("encoder.embed_positions.weight") ? "model."
                                                                                                   : "";
 
@@ -163,13 +163,14 @@ class BartModel::Loader {
     // and a tied lm_head are the same parameter); some exports keep one of the aliases.
     std::string shared_name;
     for (const char* name : {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"})
-      if (w.has(pre + name)) {
-        shared_name = pre + name;
+      if (w.has(prefix + name)) {
+        shared_name = prefix + name;
         break;
       }
     if (shared_name.empty())
-      throw NotFoundError(ckpt.path() + ": tensor '" + pre + "shared.weight': not found (nor its aliases " +
-                          pre + "encoder.embed_tokens.weight, " + pre + "decoder.embed_tokens.weight)");
+      throw NotFoundError(ckpt.path() + ": tensor '" + prefix +
+                          "shared.weight': not found (nor its aliases " + prefix +
+                          "encoder.embed_tokens.weight, " + prefix + "decoder.embed_tokens.weight)");
     m.shared_ = layers::Linear(w.get_matrix(shared_name, {v, d}), at::Tensor());
     // With tie_word_embeddings (the default) transformers ties lm_head to the shared
     // embedding whatever the file holds; otherwise lm_head.weight is its own matrix.
@@ -179,20 +180,20 @@ class BartModel::Loader {
     m.final_logits_bias_ = w.has("final_logits_bias") ? w.get("final_logits_bias", {1, v}).view({v})
                                                       : at::zeros({v}, at::kFloat);
 
-    m.enc_positions_ = w.get(pre + "encoder.embed_positions.weight", {positions, d});
-    m.dec_positions_ = w.get(pre + "decoder.embed_positions.weight", {positions, d});
-    m.enc_ln_embedding_ = norm(w, pre + "encoder.layernorm_embedding", d);
-    m.dec_ln_embedding_ = norm(w, pre + "decoder.layernorm_embedding", d);
+    m.enc_positions_ = w.get(prefix + "encoder.embed_positions.weight", {positions, d});
+    m.dec_positions_ = w.get(prefix + "decoder.embed_positions.weight", {positions, d});
+    m.enc_ln_embedding_ = norm(w, prefix + "encoder.layernorm_embedding", d);
+    m.dec_ln_embedding_ = norm(w, prefix + "decoder.layernorm_embedding", d);
     if (c.pre_norm) {
-      m.enc_ln_final_ = norm(w, pre + "encoder.layer_norm", d);
-      m.dec_ln_final_ = norm(w, pre + "decoder.layer_norm", d);
+      m.enc_ln_final_ = norm(w, prefix + "encoder.layer_norm", d);
+      m.dec_ln_final_ = norm(w, prefix + "decoder.layer_norm", d);
     }
     for (int64_t i = 0; i < c.encoder_layers; ++i) {
-      const std::string p = pre + "encoder.layers." + std::to_string(i) + ".";
+      const std::string p = prefix + "encoder.layers." + std::to_string(i) + ".";
       m.encoder_.push_back(layer(w, p, d, c.encoder_ffn_dim, false));
     }
     for (int64_t i = 0; i < c.decoder_layers; ++i) {
-      const std::string p = pre + "decoder.layers." + std::to_string(i) + ".";
+      const std::string p = prefix + "decoder.layers." + std::to_string(i) + ".";
       m.decoder_.push_back(layer(w, p, d, c.decoder_ffn_dim, true));
     }
   }
