@@ -12,6 +12,9 @@
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
+#include "peft/generation/generate.h"
+#include "peft/generation/token_scorer.h"
+#include "peft/io/hf_config.h"
 #include "peft/io/json_file.h"
 #include "peft/io/safetensors.h"
 #include "peft/io/torch_tensor.h"
@@ -92,7 +95,7 @@ BOOST_AUTO_TEST_CASE(config_and_specials) {
       BOOST_CHECK_EQUAL(sp.pad_token_id.value_or(-1), want("pad_token_id"));
       BOOST_CHECK_EQUAL(sp.bos_token_id.value_or(-1), want("bos_token_id"));
       BOOST_CHECK_EQUAL(sp.forced_bos_token_id.value_or(-1), want("forced_bos_token_id"));
-      BOOST_CHECK_EQUAL(model->forced_eos_token_id().value_or(-1), want("forced_eos_token_id"));
+      BOOST_CHECK_EQUAL(model->specials().forced_eos_token_id.value_or(-1), want("forced_eos_token_id"));
       BOOST_CHECK_EQUAL(sp.vocab_size, s.at("vocab_size").get<int64_t>());
       BOOST_CHECK_EQUAL(sp.max_positions, s.at("max_position_embeddings").get<int64_t>());
       BOOST_CHECK_EQUAL(model->architecture(), name.rfind("mbart", 0) == 0 ? "mbart" : "bart");
@@ -186,8 +189,8 @@ BOOST_AUTO_TEST_CASE(greedy_matches_generate) {
             const at::Tensor logits = model->decode(ids({out.back()}), cache);
             int64_t next = logits[0][-1].argmax().item<int64_t>();
             if (out.size() == 1 && forced_bos) next = *forced_bos;
-            if (static_cast<int64_t>(out.size()) == max_new && model->forced_eos_token_id())
-              next = *model->forced_eos_token_id();
+            if (static_cast<int64_t>(out.size()) == max_new && model->specials().forced_eos_token_id)
+              next = *model->specials().forced_eos_token_id;
             out.push_back(next);
             if (next == sp.eos_token_ids.at(0)) break;
           }
@@ -197,6 +200,46 @@ BOOST_AUTO_TEST_CASE(greedy_matches_generate) {
         }
       }
       BOOST_CHECK_EQUAL(checked, 3);
+    }
+  }
+}
+
+// generation::generate() with the recorded kwargs (defaults from the fixture's
+// generation_config.json, as transformers takes them) gives generate()'s tokens: greedy,
+// beam search with its length penalties and early stopping, no-repeat n-grams,
+// repetition penalty with min_new_tokens, forced first and last tokens.
+BOOST_AUTO_TEST_CASE(generate_matches_transformers_for_every_recorded_option_set) {
+  for (const auto& name : kFixtures) {
+    BOOST_TEST_CONTEXT(name) {
+      const std::shared_ptr<const BartModel> model = BartModel::load(fixture(name));
+      const io::HfGenerationConfig defaults =
+          io::read_hf_generation_config(fixture(name) / "generation_config.json");
+      const Reference ref(name);
+      const auto& sp = model->specials();
+      for (const auto& input : ref.json.at("inputs"))
+        for (const auto& g : input.at("generate")) {
+          const nlohmann::json& kw = g.at("kwargs");
+          generation::GenerationOptions o;
+          o.max_new_tokens = kw.at("max_new_tokens").get<int64_t>();
+          o.num_beams = kw.value("num_beams", defaults.num_beams.value_or(1));
+          o.length_penalty = kw.value("length_penalty", defaults.length_penalty.value_or(1.0));
+          o.early_stopping = kw.value("early_stopping", defaults.early_stopping.value_or(false));
+          o.no_repeat_ngram_size =
+              kw.value("no_repeat_ngram_size", defaults.no_repeat_ngram_size.value_or(0));
+          o.repetition_penalty = kw.value("repetition_penalty", defaults.repetition_penalty.value_or(1.0));
+          o.min_new_tokens = kw.value("min_new_tokens", int64_t{0});
+          o.eos_token_ids = sp.eos_token_ids;
+          o.forced_bos_token_id = sp.forced_bos_token_id;
+          if (kw.contains("forced_bos_token_id"))
+            o.forced_bos_token_id = kw.at("forced_bos_token_id").get<int64_t>();
+          o.forced_eos_token_id = sp.forced_eos_token_id;
+          auto scorer =
+              generation::seq2seq_scorer(model, ids(input.at("input_ids").get<std::vector<int64_t>>()));
+          const auto r = generation::generate(*scorer, {sp.decoder_start_token_id}, o);
+          std::vector<int64_t> got = {sp.decoder_start_token_id};
+          got.insert(got.end(), r.tokens.begin(), r.tokens.end());
+          BOOST_TEST(got == g.at("output").get<std::vector<int64_t>>(), kw.dump());
+        }
     }
   }
 }

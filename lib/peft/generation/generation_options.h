@@ -35,6 +35,7 @@ struct GenerationOptions {
 
   std::vector<int64_t> eos_token_ids;          // any of them ends a sequence
   std::optional<int64_t> forced_bos_token_id;  // forced as the first generated token (MBart languages)
+  std::optional<int64_t> forced_eos_token_id;  // forced as the last token max_new_tokens allows (BART)
   // Generation stops once the generated text contains one of these; the text returned
   // ends before it (greedy and sampling; beam search trims its result).
   std::vector<std::string> stop_strings;

@@ -56,6 +56,12 @@ void process_logits(at::Tensor& scores, const Sequences& rows, int64_t prompt_le
     scores.fill_(kMinusInf);
     if (bos >= 0 && bos < vocab) scores.select(1, bos).fill_(0.0f);
   }
+  if (o.forced_eos_token_id && !rows.empty() &&
+      static_cast<int64_t>(rows.front().size()) == prompt_length + o.max_new_tokens - 1) {
+    const int64_t eos = *o.forced_eos_token_id;
+    scores.fill_(kMinusInf);
+    if (eos >= 0 && eos < vocab) scores.select(1, eos).fill_(0.0f);
+  }
 }
 
 void warp_for_sampling(at::Tensor& scores, const GenerationOptions& o) {

@@ -1,6 +1,6 @@
 // The logits processors of Hugging Face's generate() that summarization uses, applied
 // in its order: repetition penalty, no-repeat n-grams, minimum new tokens, forced first
-// token; then, when sampling, temperature, top-k and top-p. Each works on scores
+// and last tokens; then, when sampling, temperature, top-k and top-p. Each works on scores
 // float32 [B, vocab] in place, given each row's whole sequence so far (prompt included,
 // as Hugging Face's input_ids).
 #pragma once

@@ -135,7 +135,7 @@ class BartModel::Loader {
     s.pad_token_id = optional_id("pad_token_id");
     s.bos_token_id = optional_id("bos_token_id");
     s.forced_bos_token_id = optional_id("forced_bos_token_id");
-    m.forced_eos_token_id_ = optional_id("forced_eos_token_id");
+    s.forced_eos_token_id = optional_id("forced_eos_token_id");
     auto check = [&](std::optional<int64_t> id, const char* key) {
       if (id && (*id < 0 || *id >= s.vocab_size))
         throw ValueError(hf.path + ": key '" + key + "': " + std::to_string(*id) +
@@ -146,7 +146,7 @@ class BartModel::Loader {
     check(s.pad_token_id, "pad_token_id");
     check(s.bos_token_id, "bos_token_id");
     check(s.forced_bos_token_id, "forced_bos_token_id");
-    check(m.forced_eos_token_id_, "forced_eos_token_id");
+    check(s.forced_eos_token_id, "forced_eos_token_id");
   }
 
   static void read_weights(BartModel& m, const io::Checkpoint& ckpt) {

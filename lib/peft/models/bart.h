@@ -69,9 +69,6 @@ class BartModel final : public Seq2SeqModel {
 
   const BartConfig& config() const { return config_; }
   const TextModelSpecials& specials() const override { return specials_; }
-  // forced_eos_token_id (BART and MBart default to 2): transformers forces it at the
-  // last position max_length allows. Not part of TextModelSpecials, so exposed here.
-  std::optional<int64_t> forced_eos_token_id() const { return forced_eos_token_id_; }
   const std::string& source() const override { return source_; }
   std::string architecture() const override { return config_.model_type; }
 
@@ -119,7 +116,6 @@ class BartModel final : public Seq2SeqModel {
 
   BartConfig config_;
   TextModelSpecials specials_;
-  std::optional<int64_t> forced_eos_token_id_;
   std::string source_;
   double embed_scale_ = 1.0;
   layers::Linear shared_;                     // [vocab, d], no bias: token embedding (encoder and decoder)

@@ -35,6 +35,8 @@ struct TextModelSpecials {
   // BART/MBart's forced_bos_token_id / MBart's target language code: the token forced
   // at the first generated position (generation handles it); none for T5.
   std::optional<int64_t> forced_bos_token_id;
+  // BART/MBart's forced_eos_token_id: forced at the last position max_new_tokens allows.
+  std::optional<int64_t> forced_eos_token_id;
   int64_t max_positions = 0;         // decoder positions the model supports (T5: unbounded -> a large cap)
   int64_t max_source_positions = 0;  // encoder input tokens (T5: unbounded -> a large cap)
 };

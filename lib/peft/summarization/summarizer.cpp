@@ -100,8 +100,10 @@ Summary summarize(const TextModel& model, const std::string& raw, const SummaryO
     if (level == 1) s.chunks = static_cast<int64_t>(chunks.size());
     if (chunks.empty()) return s;  // the partial summaries were all empty
     std::vector<std::string> summaries;
+    generation::GenerationOptions g = o.generation;
+    if (chunks.size() > 1) g.on_token = nullptr;  // streaming callers see the final pass only
     for (const std::string& chunk : chunks) {
-      const auto r = model.generate(model.prompt(o.instruction, chunk), o.generation, adapter);
+      const auto r = model.generate(model.prompt(o.instruction, chunk), g, adapter);
       std::string out = r.text;
       out.erase(0, out.find_first_not_of(" \n\t"));
       out.erase(out.find_last_not_of(" \n\t") + 1);

@@ -25,6 +25,8 @@ extern const char* const kDefaultInstruction;
 
 struct SummaryOptions {
   std::string instruction = kDefaultInstruction;
+  // generation.on_token (streaming) is called during the final pass only, the one that
+  // writes the summary returned.
   generation::GenerationOptions generation;
   // Largest chunk, in tokens of text (0: as much as the model's input allows, at most
   // 2048: small models summarize long inputs poorly and attention cost grows with the
