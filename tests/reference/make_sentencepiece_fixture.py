@@ -17,8 +17,8 @@ Outputs in tests/fixtures/text/sentencepiece/:
                       bos), byte_fallback off: the layout of T5's spiece.model
   bpe.model           BPE, vocab 1000 (MBart's sentencepiece.bpe.model is BPE with
                       <s> 0, <pad> 1, </s> 2, <unk> 3); normalized with a small custom
-                      rule table (tests/reference/sentencepiece_rules.tsv is written
-                      here: full-width letters, ligatures, tab/newline, a two-code-point
+                      rule table (BPE_RULES below, compiled by the trainer's
+                      normalization_rule_tsv: full-width letters, ligatures, tab/newline, a two-code-point
                       rule and a longer rule overlapping a shorter one, deletion of
                       U+200B), so that the charsmap path runs on a second, different
                       trie without a second 240 KB blob
@@ -169,10 +169,12 @@ def corpus_lines():
 
 
 def train(workdir, name, **kwargs):
+    # Relative paths (run inside workdir): the trainer_spec stored in the model records
+    # them, and a random temporary directory name would make every run's files differ.
     prefix = os.path.join(workdir, name)
     spm.SentencePieceTrainer.train(
-        input=os.path.join(workdir, "corpus.txt"),
-        model_prefix=prefix,
+        input="corpus.txt",
+        model_prefix=name,
         input_sentence_size=0,
         shuffle_input_sentence=False,
         num_threads=1,
@@ -271,7 +273,9 @@ def compact_json(value, indent=0):
 def main():
     os.makedirs(OUT, exist_ok=True)
     ref = {"sentencepiece_version": spm.__version__, "models": {}}
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as workdir:
+        os.chdir(workdir)
         lines = corpus_lines()
         with open(os.path.join(workdir, "corpus.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -288,7 +292,7 @@ def main():
         models["bpe"] = train(
             workdir, "bpe", model_type="bpe", vocab_size=1000,
             bos_id=0, pad_id=1, eos_id=2, unk_id=3,
-            normalization_rule_tsv=rules_path)
+            normalization_rule_tsv="rules.tsv")
         models["unigram_bytes"] = train(
             workdir, "unigram_bytes", model_type="unigram", vocab_size=600,
             byte_fallback=True, user_defined_symbols=["<sep>", "[MASK]", "http"],
@@ -296,10 +300,12 @@ def main():
             remove_extra_whitespaces=False, character_coverage=0.98)
         models["unigram_rules"] = train(
             workdir, "unigram_rules", model_type="unigram", vocab_size=800,
-            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, normalization_rule_tsv=rules_path)
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, normalization_rule_tsv="rules.tsv")
         models["bpe_suffix"] = train(
             workdir, "bpe_suffix", model_type="bpe", vocab_size=400,
             normalization_rule_name="identity", treat_whitespace_as_suffix=True)
+
+        os.chdir(cwd)
 
     for name, sp in models.items():
         extra = []
