@@ -342,10 +342,22 @@ def main():
             if os.path.exists(p):
                 os.remove(p)
         backend = tok.backend_tokenizer
+        hf_cases = []
+        for t in TEST_STRINGS:
+            enc = backend.encode(t, add_special_tokens=False)
+            hf_cases.append({"text": t, "ids": enc.ids, "tokens": enc.tokens,
+                             "decoded": backend.decode(enc.ids, skip_special_tokens=True),
+                             "decoded_special": backend.decode(enc.ids, skip_special_tokens=False)})
+        hello = backend.encode("Hello world", add_special_tokens=False).ids
+        hf_decode = []
+        for ids in ([0] + hello + [1], [2, 2] + hello, hello + [3, 3], [3, 3] + hello):
+            hf_decode.append({"ids": ids, "decoded": backend.decode(ids, skip_special_tokens=True),
+                              "decoded_special": backend.decode(ids, skip_special_tokens=False)})
         ref["hf_t5"] = {
             "transformers_version": transformers.__version__,
-            "encode": [{"text": t, "ids": backend.encode(t, add_special_tokens=False).ids}
-                       for t in TEST_STRINGS],
+            "tokenizers_version": __import__("tokenizers").__version__,
+            "encode": hf_cases,
+            "decode": hf_decode,
         }
     except ImportError:
         pass

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "peft/error.h"
+#include "peft/text/sentencepiece_hf_unigram.h"
 #include "peft/text/sentencepiece_model.h"
 #include "peft/text/sentencepiece_tokenizer.h"
 #include "test_support.h"
@@ -329,4 +330,68 @@ BOOST_AUTO_TEST_CASE(truncation_names_file_field_and_offset) {
   peft_test::write_file(cut, bytes.substr(0, 10));  // inside the first piece
   PEFT_CHECK_THROW_MSG(SentencePieceTokenizer::load(cut), peft::FormatError,
                        {"cut.model", "pieces", "offset 0"});
+}
+
+// transformers' T5TokenizerFast conversion of unigram_rules.model, run as tokenizers runs
+// a tokenizer.json (which differs from sentencepiece on added tokens typed in the text,
+// multi-character charsmap rules, literal "▁"...).
+BOOST_AUTO_TEST_CASE(hf_tokenizer_json_matches_tokenizers) {
+  const auto& ref = reference()["hf_t5"];
+  const auto tok = HfUnigramTokenizer::load(sp_dir() / "t5_tokenizer" / "tokenizer.json");
+  const auto spm = SentencePieceTokenizer::load(sp_dir() / "unigram_rules.model");
+  BOOST_CHECK_EQUAL(tok.vocab_size(), spm.vocab_size());
+  BOOST_CHECK(tok.unk_id() == spm.unk_id());
+  size_t same_as_spm = 0, checked = 0;
+  for (const auto& c : ref["encode"]) {
+    const std::string text = c["text"];
+    BOOST_TEST_CONTEXT("\"" << show(text) << "\"") {
+      const auto ids = tok.encode(text);
+      BOOST_CHECK_EQUAL(join(ids), join(c["ids"].get<std::vector<int64_t>>()));
+      BOOST_CHECK_EQUAL(join(tok.encode_tokens(text)), join(c["tokens"].get<std::vector<std::string>>()));
+      BOOST_CHECK_EQUAL(show(tok.decode(ids)), show(c["decoded"]));
+      BOOST_CHECK_EQUAL(show(tok.decode(ids, false)), show(c["decoded_special"]));
+      same_as_spm += ids == spm.encode(text);
+      ++checked;
+    }
+  }
+  BOOST_TEST_MESSAGE("tokenizer.json: " << same_as_spm << " of " << checked
+                                        << " strings give sentencepiece's ids");
+  BOOST_CHECK_GE(checked, 60u);
+  for (const auto& c : ref["decode"]) {
+    const auto ids = c["ids"].get<std::vector<int64_t>>();
+    BOOST_TEST_CONTEXT(join(ids)) {
+      BOOST_CHECK_EQUAL(show(tok.decode(ids)), show(c["decoded"]));
+      BOOST_CHECK_EQUAL(show(tok.decode(ids, false)), show(c["decoded_special"]));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(hf_tokenizer_json_outside_the_converters_shapes_is_refused) {
+  PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(fixtures_dir() / "io" / "hf" / "tokenizer.json"),
+                       peft::FormatError, {"tokenizer.json", "normalizer", "NFKC", "not supported"});
+  PEFT_CHECK_THROW_MSG(
+      HfUnigramTokenizer::load(fixtures_dir() / "text" / "multilingual_mini" / "tokenizer.json"),
+      peft::FormatError, {"model.type", "expected a Unigram model"});
+  auto j = nlohmann::json::parse(peft_test::read_file(sp_dir() / "t5_tokenizer" / "tokenizer.json"));
+  peft_test::TempDir dir;
+  const auto write = [&](const nlohmann::json& doc) {
+    peft_test::write_file(dir / "tokenizer.json", doc.dump());
+    return dir / "tokenizer.json";
+  };
+  auto bad = j;
+  bad["normalizer"]["normalizers"][0]["precompiled_charsmap"] = "not*base64";
+  PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
+                       {"normalizer.normalizers[0].precompiled_charsmap", "base64"});
+  bad = j;
+  bad["normalizer"]["normalizers"][0]["precompiled_charsmap"] = "AAAA";
+  PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
+                       {"precompiled_charsmap", "short"});
+  bad = j;
+  bad["added_tokens"][1]["lstrip"] = true;
+  PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
+                       {"added_tokens[1]", "lstrip"});
+  bad = j;
+  bad["pre_tokenizer"]["prepend_scheme"] = "sometimes";
+  PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
+                       {"prepend_scheme", "sometimes"});
 }

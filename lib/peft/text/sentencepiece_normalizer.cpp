@@ -136,6 +136,24 @@ std::pair<size_t, std::string_view> PrecompiledCharsMap::longest_match(std::stri
   return {longest, std::string_view(blob_.data() + strings_ + value)};
 }
 
+std::optional<std::string_view> PrecompiledCharsMap::shortest_match(std::string_view chunk) const {
+  size_t node = unit_offset(unit(0));
+  for (const char ch : chunk) {
+    const uint32_t c = static_cast<uint8_t>(ch);
+    if (c == 0) break;
+    node ^= c;
+    if (node >= units_) break;
+    const uint32_t u = unit(node);
+    if (unit_label(u) != c) break;
+    node ^= unit_offset(u);
+    if (unit_has_leaf(u)) {
+      if (node >= units_) break;
+      return std::string_view(blob_.data() + strings_ + unit_value(unit(node)));
+    }
+  }
+  return std::nullopt;
+}
+
 SentencePieceNormalizer::SentencePieceNormalizer(const SentencePieceNormalizerSpec& spec,
                                                  bool treat_whitespace_as_suffix,
                                                  SentencePieceTrie user_defined, const std::string& origin,

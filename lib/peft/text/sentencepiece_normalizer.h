@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +30,9 @@ class PrecompiledCharsMap {
   // The longest rule matching a prefix of `text`: (bytes it covers, replacement);
   // (0, "") when no rule matches.
   std::pair<size_t, std::string_view> longest_match(std::string_view text) const;
+  // HF tokenizers' Precompiled::transform: the replacement of the shortest rule matching
+  // a prefix of `chunk` (the search stops at a NUL byte); nullopt when none does.
+  std::optional<std::string_view> shortest_match(std::string_view chunk) const;
 
  private:
   uint32_t unit(size_t index) const;
