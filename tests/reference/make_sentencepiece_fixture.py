@@ -26,7 +26,8 @@ Outputs in tests/fixtures/text/sentencepiece/:
                       (<sep>, [MASK], http, "ab c" is not allowed so none with spaces),
                       a control symbol <ctrl>, identity normalizer (no charsmap) and
                       remove_extra_whitespaces off
-  bpe_suffix.model    BPE, vocab 400, identity normalizer, treat_whitespace_as_suffix
+  bpe_suffix.model    BPE, vocab 400, identity normalizer, treat_whitespace_as_suffix,
+                      and a denormalizer (decode rewrites "Q" as ", ")
   reference.json      for every model: the vocabulary (pieces, scores, types), the
                       special ids, and for every test string the normalized text, ids,
                       pieces and decode(ids); then decode() of hand-made id lists
@@ -108,6 +109,7 @@ TEST_STRINGS = [
     "𝐁𝐨𝐥𝐝 𝔉𝔯𝔞𝔨𝔱𝔲𝔯",
     "mixed ＡＢＣ and ABC and ａｂｃ",
     "Copyright © 1989, 1991 Free Software Foundation, Inc.",
+    "Q QQ Quiet",
     "the the the the the the the the",
     "A",
     "a b c d e f g",
@@ -301,9 +303,12 @@ def main():
         models["unigram_rules"] = train(
             workdir, "unigram_rules", model_type="unigram", vocab_size=800,
             pad_id=0, eos_id=1, unk_id=2, bos_id=-1, normalization_rule_tsv="rules.tsv")
+        with open("denorm.tsv", "w") as f:
+            f.write("51\t2C 20\n")  # decode writes every "Q" as ", "
         models["bpe_suffix"] = train(
             workdir, "bpe_suffix", model_type="bpe", vocab_size=400,
-            normalization_rule_name="identity", treat_whitespace_as_suffix=True)
+            normalization_rule_name="identity", treat_whitespace_as_suffix=True,
+            denormalization_rule_tsv="denorm.tsv")
 
         os.chdir(cwd)
 
