@@ -68,8 +68,10 @@ struct SentencePieceTokenizer::Impl {
 
   std::string origin;
   SentencePieceModelProto model;
-  SentencePieceTrie pieces;    // NORMAL, USER_DEFINED and UNUSED pieces
-  SentencePieceTrie reserved;  // UNKNOWN, CONTROL and BYTE pieces
+  SentencePieceTrie pieces;  // NORMAL, USER_DEFINED and UNUSED pieces, for prefix search
+  // Exact lookups (views of model.pieces, which never changes after construction).
+  std::unordered_map<std::string_view, int32_t> ordinary_ids;  // as `pieces`
+  std::unordered_map<std::string_view, int32_t> reserved_ids;  // UNKNOWN, CONTROL and BYTE pieces
   SentencePieceTrie user_defined;
   int32_t unk = -1;
   std::array<int32_t, 256> byte_ids{};
@@ -82,10 +84,14 @@ struct SentencePieceTokenizer::Impl {
   SentencePieceType type(int32_t id) const { return model.pieces[static_cast<size_t>(id)].type; }
   float score(int32_t id) const { return model.pieces[static_cast<size_t>(id)].score; }
   // ModelInterface::PieceToId: reserved pieces first, then ordinary ones, else <unk>.
+  static int32_t find(const std::unordered_map<std::string_view, int32_t>& ids, std::string_view piece) {
+    const auto it = ids.find(piece);
+    return it == ids.end() ? -1 : it->second;
+  }
   int32_t piece_to_id(std::string_view piece) const {
-    const int32_t r = reserved.find(piece);
+    const int32_t r = find(reserved_ids, piece);
     if (r >= 0) return r;
-    const int32_t p = pieces.find(piece);
+    const int32_t p = find(ordinary_ids, piece);
     return p >= 0 ? p : unk;
   }
 
@@ -114,12 +120,13 @@ SentencePieceTokenizer::Impl::Impl(SentencePieceModelProto m, const std::string&
     if (p.piece.empty()) throw FormatError(origin, where, "empty piece");
     const bool ordinary = p.type == SentencePieceType::kNormal || p.type == SentencePieceType::kUserDefined ||
                           p.type == SentencePieceType::kUnused;
-    SentencePieceTrie& table = ordinary ? pieces : reserved;
-    const int32_t existing = table.find(p.piece);
-    if (existing >= 0)
-      throw FormatError(origin, where,
-                        "piece \"" + p.piece + "\" is already defined (id " + std::to_string(existing) + ")");
-    table.insert(p.piece, id);
+    auto& table = ordinary ? ordinary_ids : reserved_ids;
+    const auto [it, added] = table.emplace(p.piece, id);
+    if (!added)
+      throw FormatError(
+          origin, where,
+          "piece \"" + p.piece + "\" is already defined (id " + std::to_string(it->second) + ")");
+    if (ordinary) pieces.insert(p.piece, id);
     if (p.type == SentencePieceType::kUserDefined) user_defined.insert(p.piece, id);
     if (p.type == SentencePieceType::kUnknown) {
       if (unk >= 0)
@@ -244,7 +251,7 @@ std::vector<SentencePieceTokenizer::Impl::Segment> SentencePieceTokenizer::Impl:
     if (left == -1 || right == -1 || symbols[left].freeze || symbols[right].freeze) return;
     const std::string_view merged(symbols[left].piece.data(),
                                   symbols[left].piece.size() + symbols[right].piece.size());
-    const int32_t id = pieces.find(merged);
+    const int32_t id = find(ordinary_ids, merged);
     if (id < 0) return;
     agenda.push(Pair{left, right, score(id), merged.size()});
     if (type(id) == SentencePieceType::kUnused)
@@ -427,8 +434,8 @@ const std::string& SentencePieceTokenizer::piece(int64_t id) const {
 }
 
 std::optional<int64_t> SentencePieceTokenizer::id_of(const std::string& piece) const {
-  int32_t id = impl_->reserved.find(piece);
-  if (id < 0) id = impl_->pieces.find(piece);
+  int32_t id = Impl::find(impl_->reserved_ids, piece);
+  if (id < 0) id = Impl::find(impl_->ordinary_ids, piece);
   if (id < 0) return std::nullopt;
   return id;
 }
