@@ -28,7 +28,7 @@ Outputs in tests/fixtures/text/sentencepiece/:
                       remove_extra_whitespaces off
   bpe_suffix.model    BPE, vocab 400, identity normalizer, treat_whitespace_as_suffix,
                       and a denormalizer (decode rewrites "Q" as ", ")
-  reference.json      for every model: the vocabulary (pieces, scores, types), the
+  reference.json      for every model: the vocabulary (pieces, types, the first 50 scores), the
                       special ids, and for every test string the normalized text, ids,
                       pieces and decode(ids); then decode() of hand-made id lists
                       (control and unknown ids, byte pieces making invalid UTF-8,
@@ -40,8 +40,10 @@ Outputs in tests/fixtures/text/sentencepiece/:
                       .save_pretrained (extra_ids=0): a Unigram model with a Precompiled
                       normalizer and a Metaspace pre-tokenizer, what T5's tokenizer.json
                       holds (converting unigram_nmt.model would make a 385 KB file, the
-                      nmt_nfkc charsmap in base64); reference.json's "hf_t5" lists its
-                      ids (no </s> added) for the test strings
+                      nmt_nfkc charsmap in base64); reference.json's "hf_t5" lists
+                      what tokenizers' Tokenizer does with it: ids and tokens (no </s>
+                      added) and decode (with and without skip_special_tokens) for the
+                      test strings, and decode of id lists holding special ids
 """
 import glob
 import json

@@ -1,7 +1,8 @@
 // The SentencePiece model file (spiece.model, sentencepiece.bpe.model): a serialized
 // `ModelProto` of sentencepiece_model.proto, read with a small protobuf wire-format
 // decoder (no libprotobuf). Only the fields that change tokenization are kept; unknown
-// fields are skipped as protobuf does. Absent fields take the .proto defaults.
+// fields are skipped as protobuf does (self_test_data too: sentencepiece runs those
+// samples at load, we do not). Absent fields take the .proto defaults.
 #pragma once
 
 #include <cstddef>

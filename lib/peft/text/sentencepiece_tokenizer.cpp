@@ -83,11 +83,11 @@ struct SentencePieceTokenizer::Impl {
 
   SentencePieceType type(int32_t id) const { return model.pieces[static_cast<size_t>(id)].type; }
   float score(int32_t id) const { return model.pieces[static_cast<size_t>(id)].score; }
-  // ModelInterface::PieceToId: reserved pieces first, then ordinary ones, else <unk>.
   static int32_t find(const std::unordered_map<std::string_view, int32_t>& ids, std::string_view piece) {
     const auto it = ids.find(piece);
     return it == ids.end() ? -1 : it->second;
   }
+  // ModelInterface::PieceToId: reserved pieces first, then ordinary ones, else <unk>.
   int32_t piece_to_id(std::string_view piece) const {
     const int32_t r = find(reserved_ids, piece);
     if (r >= 0) return r;
