@@ -376,11 +376,13 @@ HfUnigramTokenizer HfUnigramTokenizer::load(const std::filesystem::path& path) {
   impl->vocab = file.unigram_vocab;
   if (impl->vocab.size() > static_cast<size_t>(INT32_MAX))
     throw FormatError(origin, "model.vocab", "too large");
+  std::vector<std::pair<std::string_view, int32_t>> entries;
   for (size_t i = 0; i < impl->vocab.size(); ++i) {
     const auto& [piece, score] = impl->vocab[i];
-    if (!piece.empty()) impl->pieces.insert(piece, static_cast<int32_t>(i));
+    entries.emplace_back(piece, static_cast<int32_t>(i));
     impl->min_score = std::min(impl->min_score, score);
   }
+  impl->pieces = SentencePieceTrie(std::move(entries));
   if (file.unk_token) impl->unk = impl->pieces.find(*file.unk_token);
   impl->byte_fallback = file.byte_fallback;
 
@@ -451,6 +453,7 @@ HfUnigramTokenizer HfUnigramTokenizer::load(const std::filesystem::path& path) {
 
   // Added tokens: only the plain kind the converters write (matched in the raw text).
   const json& added = raw.value("added_tokens", json::array());
+  std::vector<std::pair<std::string_view, int32_t>> added_entries;
   for (size_t i = 0; i < file.added_tokens.size(); ++i) {
     const auto& t = file.added_tokens[i];
     const std::string where = "added_tokens[" + std::to_string(i) + "]";
@@ -459,10 +462,11 @@ HfUnigramTokenizer HfUnigramTokenizer::load(const std::filesystem::path& path) {
         if (added[i].value(flag, false))
           throw FormatError(origin, where, std::string("\"") + flag + "\": true is not supported");
     if (t.content.empty()) throw FormatError(origin, where, "empty content");
-    impl->added.insert(t.content, static_cast<int32_t>(t.id));
+    added_entries.emplace_back(t.content, static_cast<int32_t>(t.id));
     impl->added_by_id[t.id] = t.content;
     if (t.special) impl->special_ids.insert(t.id);
   }
+  impl->added = SentencePieceTrie(std::move(added_entries));
 
   HfUnigramTokenizer tok;
   tok.impl_ = std::move(impl);

@@ -68,7 +68,7 @@ struct SentencePieceTokenizer::Impl {
 
   std::string origin;
   SentencePieceModelProto model;
-  SentencePieceTrie pieces;  // NORMAL, USER_DEFINED and UNUSED pieces, for prefix search
+  SentencePieceTrie pieces;  // unigram: NORMAL, USER_DEFINED and UNUSED pieces, for prefix search
   // Exact lookups (views of model.pieces, which never changes after construction).
   std::unordered_map<std::string_view, int32_t> ordinary_ids;  // as `pieces`
   std::unordered_map<std::string_view, int32_t> reserved_ids;  // UNKNOWN, CONTROL and BYTE pieces
@@ -113,6 +113,7 @@ SentencePieceTokenizer::Impl::Impl(SentencePieceModelProto m, const std::string&
 
   // ModelInterface::InitializePieces.
   std::array<bool, 256> byte_found{};
+  std::vector<std::pair<std::string_view, int32_t>> ordinary_entries, user_defined_entries;
   for (size_t i = 0; i < model.pieces.size(); ++i) {
     const auto& p = model.pieces[i];
     const int32_t id = static_cast<int32_t>(i);
@@ -126,8 +127,8 @@ SentencePieceTokenizer::Impl::Impl(SentencePieceModelProto m, const std::string&
       throw FormatError(
           origin, where,
           "piece \"" + p.piece + "\" is already defined (id " + std::to_string(it->second) + ")");
-    if (ordinary) pieces.insert(p.piece, id);
-    if (p.type == SentencePieceType::kUserDefined) user_defined.insert(p.piece, id);
+    if (ordinary) ordinary_entries.emplace_back(p.piece, id);
+    if (p.type == SentencePieceType::kUserDefined) user_defined_entries.emplace_back(p.piece, id);
     if (p.type == SentencePieceType::kUnknown) {
       if (unk >= 0)
         throw FormatError(origin, where,
@@ -148,6 +149,9 @@ SentencePieceTokenizer::Impl::Impl(SentencePieceModelProto m, const std::string&
     }
   }
   if (unk < 0) throw FormatError(origin, "pieces", "no unknown (<unk>) piece");
+  if (spec.model_type == SentencePieceTrainerSpec::ModelType::kUnigram)
+    pieces = SentencePieceTrie(std::move(ordinary_entries));
+  user_defined = SentencePieceTrie(std::move(user_defined_entries));
   if (spec.byte_fallback && std::find(byte_found.begin(), byte_found.end(), false) != byte_found.end())
     throw FormatError(origin, "pieces", "byte_fallback is set but not all 256 byte pieces are present");
 
