@@ -31,7 +31,9 @@ model.safetensors) and:
                          -300 .. 300 in both directions.
   reference.safetensors  per input i: input_ids_i [1, S], encoder_i [1, S, d_model],
                          logits_i [1, T, vocab] (teacher forcing with decoder_input_ids),
-                         and with each adapter: <adapter>_logits_i.
+                         with each adapter: <adapter>_logits_i, and (not for fp16)
+                         int8_logits_i: every projection rounded to int8 as
+                         quant::Int8Weight does (per row, max |w| / 127, half-even).
   lora/, adalora/        PEFT adapters saved by save_pretrained (t5_v1_0 and t5_v1_1 only):
                          LoRA r 4 on every attention and feed-forward projection with random
                          (non-zero) lora_B; AdaLoRA on the same modules whose rank_pattern
@@ -179,6 +181,20 @@ def logits_of(model, ids, decoder):
         return model(input_ids=ids, decoder_input_ids=decoder).logits.float().contiguous()
 
 
+PROJECTIONS = (".q.weight", ".k.weight", ".v.weight", ".o.weight", ".wi.weight", ".wi_0.weight", ".wi_1.weight", ".wo.weight")
+
+
+def int8_weights(model):
+    """The model with every projection as quant::Int8Weight stores it (per output row,
+    scale = max |row| / 127, codes rounded half-even); embeddings and norms as they were."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(PROJECTIONS):
+                scale = p.abs().amax(dim=1, keepdim=True) / 127.0
+                p.copy_(torch.round(p / scale).clamp(-127, 127) * scale)
+    return model
+
+
 def greedy_gap(model, ids):
     """Smallest top-2 logit gap over the steps of the greedy path."""
     with torch.no_grad():
@@ -279,6 +295,10 @@ def reference(directory, adapters, generation=True):
         tensors[f"input_ids_{i}"] = ids.contiguous()
         tensors[f"encoder_{i}"] = enc
         tensors[f"logits_{i}"] = logits_of(model, ids, decoder)
+        if generation:
+            tensors[f"int8_logits_{i}"] = logits_of(int8_weights(load(directory)), ids, decoder)
+            rel = (tensors[f"int8_logits_{i}"] - tensors[f"logits_{i}"]).abs().max() / tensors[f"logits_{i}"].abs().max()
+            print(f"{directory} input {i} int8 weights: max |logits - float| / max |float| = {rel.item():.4f}")
         entry = {"input_ids": ids[0].tolist(), "encoder_first_values": enc[0, 0, :8].tolist(), "generate": {}}
         ref["inputs"].append(entry)
         for a in adapters:
