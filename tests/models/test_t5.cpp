@@ -31,7 +31,7 @@ namespace {
 
 const std::vector<std::string> kFixtures = {"t5_v1_0", "t5_v1_1", "t5_v1_0_fp16"};
 const std::vector<std::string> kAdapters = {"lora", "adalora"};
-constexpr int kInputs = 3;
+constexpr int kInputs = 4;  // lengths 6, 11, 18 and 150
 
 fs::path fixture(const std::string& name) { return peft_test::fixtures_dir() / "models" / name; }
 

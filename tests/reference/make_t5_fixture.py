@@ -21,13 +21,14 @@ Writes, under tests/fixtures/models/:
 
 Each model directory holds what save_pretrained writes (config.json, generation_config.json,
 model.safetensors) and:
-  reference.json         special ids, the input ids, the teacher-forced decoder input, the
-                         model.generate outputs with the exact kwargs of each call (greedy,
-                         beam with length_penalty 1.0 / 2.0 and early_stopping True / False,
+  reference.json         special ids, the input ids (lengths 6, 11, 18 and 150), the
+                         teacher-forced decoder input, the model.generate outputs with
+                         the exact kwargs of each call (greedy, beam with length_penalty 1.0 / 2.0 and early_stopping True / False,
                          no_repeat_ngram_size 2, repetition_penalty 1.3 + min_new_tokens 5),
                          the first encoder output values, the smallest top-2 logit gap
                          along the greedy paths, whether each output survives two random
-                         1e-5 relative perturbations of every weight (near-ties would not), and transformers' relative position buckets
+                         1e-5 relative perturbations of every weight (near-ties would
+                         not), and transformers' relative position buckets
                          (T5Attention._relative_position_bucket) for relative positions
                          -300 .. 300 in both directions.
   reference.safetensors  per input i: input_ids_i [1, S], encoder_i [1, S, d_model],
@@ -174,6 +175,11 @@ def inputs(vocab):
         out.append(ids)
     decoder = torch.randint(2, vocab, (1, 9), generator=g)
     decoder[0, 0] = COMMON["decoder_start_token_id"]
+    # A long input (drawn last, so the others stay as they were): encoder distances past
+    # relative_attention_max_distance, where the buckets saturate.
+    ids = torch.randint(2, vocab, (1, 150), generator=g)
+    ids[0, -1] = COMMON["eos_token_id"]
+    out.append(ids)
     return out, decoder
 
 

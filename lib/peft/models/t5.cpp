@@ -75,8 +75,10 @@ at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool
   // rel is now in [0, inf): half the buckets are exact distances, the rest logarithmic.
   const int64_t max_exact = num_buckets / 2;
   const at::Tensor is_small = rel < max_exact;
+  // Distances below max_exact (0 among them) take the exact branch; clamping them to 1
+  // here only keeps log(0) = -inf from being converted to an integer.
   at::Tensor large =
-      max_exact + (at::log(rel.to(at::kFloat) / max_exact) /
+      max_exact + (at::log(rel.clamp_min(1).to(at::kFloat) / max_exact) /
                    std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact)) *
                    (num_buckets - max_exact))
                       .to(at::kLong);
