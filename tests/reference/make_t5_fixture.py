@@ -23,8 +23,9 @@ Each model directory holds what save_pretrained writes (config.json, generation_
 model.safetensors) and:
   reference.json         special ids, the input ids (lengths 6, 11, 18 and 150), the
                          teacher-forced decoder input, the model.generate outputs with
-                         the exact kwargs of each call (greedy, beam with length_penalty 1.0 / 2.0 and early_stopping True / False,
-                         no_repeat_ngram_size 2, repetition_penalty 1.3 + min_new_tokens 5),
+                         the exact kwargs of each call (greedy, beam with length_penalty
+                         1.0 / 2.0 and early_stopping True / False, no_repeat_ngram_size
+                         2, repetition_penalty 1.3 + min_new_tokens 5),
                          the first encoder output values, the smallest top-2 logit gap
                          along the greedy paths, whether each output survives two random
                          1e-5 relative perturbations of every weight (near-ties would
