@@ -245,6 +245,13 @@ BOOST_AUTO_TEST_CASE(peft_adapters_match_peft_logits) {
         BOOST_CHECK_MESSAGE(merr < 1e-4,
                             name << " " << a << " merged, input " << i << ": relative error " << merr);
       }
+      // Saved in peft's format and read back: the same adapter.
+      peft_test::TempDir tmp;
+      adapter.save(tmp / a);
+      const auto reread = m->bind(adapters::PeftAdapter::load(tmp / a));
+      const at::Tensor ids0 = ref.get("input_ids_0");
+      BOOST_CHECK_LT(relative_error(teacher_forced(*m, ids0, dec, reread.get()), ref.get(a + "_logits_0")),
+                     1e-4);
       // Back to the base, up to float32 rounding.
       const auto base = merged->unmerged(*merged->bind(adapter));
       const at::Tensor ids = ref.get("input_ids_1");

@@ -1,12 +1,14 @@
 // T5 in one file: config and loading, the relative position bias, the encoder, and the
-// decoder with its KV cache. Numbered comments name the transformers 4.46 code each
-// part follows (models/t5/modeling_t5.py).
+// decoder with its KV cache. Comments name the transformers 4.46 code each part
+// follows (models/t5/modeling_t5.py).
 #include "peft/models/t5.h"
 
 #include <ATen/ATen.h>
 
 #include <cmath>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/projector.h"
@@ -167,24 +169,28 @@ class T5Model::Loader {
     s.decoder_start_token_id =
         io::json_get_or<int64_t>(j, "decoder_start_token_id", *s.pad_token_id, hf.path);
     s.eos_token_ids = eos_ids(j, hf.path);
+    // Where each id came from, for the messages.
+    std::string start_from = hf.path, pad_from = hf.path, eos_from = hf.path;
     const auto gen_path = dir / "generation_config.json";
     if (std::filesystem::exists(gen_path)) {
       const io::HfGenerationConfig gen = io::read_hf_generation_config(gen_path);
-      if (gen.pad_token_id) s.pad_token_id = gen.pad_token_id;
+      if (gen.pad_token_id) std::tie(s.pad_token_id, pad_from) = std::pair{gen.pad_token_id, gen.path};
       if (gen.bos_token_id) s.bos_token_id = gen.bos_token_id;
-      if (gen.decoder_start_token_id) s.decoder_start_token_id = *gen.decoder_start_token_id;
-      if (!gen.eos_token_ids.empty()) s.eos_token_ids = gen.eos_token_ids;
+      if (gen.decoder_start_token_id)
+        std::tie(s.decoder_start_token_id, start_from) = std::pair{*gen.decoder_start_token_id, gen.path};
+      if (!gen.eos_token_ids.empty())
+        std::tie(s.eos_token_ids, eos_from) = std::pair{gen.eos_token_ids, gen.path};
     }
     s.max_positions = kUnboundedPositions;
     s.max_source_positions = kUnboundedPositions;
-    auto check = [&](const char* key, std::optional<int64_t> id) {
+    auto check = [&](const std::string& origin, const char* key, std::optional<int64_t> id) {
       if (id && (*id < 0 || *id >= vocab))
-        throw ValueError(hf.path + ": " + key + " " + std::to_string(*id) + " is outside the vocabulary of " +
-                         std::to_string(vocab));
+        throw ValueError(origin + ": key '" + key + "': " + std::to_string(*id) +
+                         " is outside the vocabulary of " + std::to_string(vocab));
     };
-    check("decoder_start_token_id", s.decoder_start_token_id);
-    check("pad_token_id", s.pad_token_id);
-    for (int64_t e : s.eos_token_ids) check("eos_token_id", e);
+    check(start_from, "decoder_start_token_id", s.decoder_start_token_id);
+    check(pad_from, "pad_token_id", s.pad_token_id);
+    for (int64_t e : s.eos_token_ids) check(eos_from, "eos_token_id", e);
     return s;
   }
 
