@@ -245,9 +245,19 @@ BOOST_AUTO_TEST_CASE(peft_adapters_match_peft_logits) {
         BOOST_CHECK_MESSAGE(merr < 1e-4,
                             name << " " << a << " merged, input " << i << ": relative error " << merr);
       }
-      // Saved in peft's format and read back: the same adapter.
+      // Saved here: the files peft wrote, byte for byte in the config and value for value
+      // in the tensors (so peft reads them as its own), and read back the same.
       peft_test::TempDir tmp;
       adapter.save(tmp / a);
+      BOOST_CHECK_EQUAL(peft_test::read_file(tmp / a / "adapter_config.json"),
+                        peft_test::read_file(fixture(name) / a / "adapter_config.json"));
+      const io::SafetensorsCheckpoint theirs(fixture(name) / a / "adapter_model.safetensors");
+      const io::SafetensorsCheckpoint ours(tmp / a / "adapter_model.safetensors");
+      BOOST_CHECK_EQUAL(ours.tensors().size(), theirs.tensors().size());
+      for (const auto& info : theirs.tensors())
+        BOOST_CHECK_MESSAGE(ours.contains(info.name) && at::equal(io::load_tensor(ours, info.name),
+                                                                  io::load_tensor(theirs, info.name)),
+                            name << " " << a << ": " << info.name);
       const auto reread = m->bind(adapters::PeftAdapter::load(tmp / a));
       const at::Tensor ids0 = ref.get("input_ids_0");
       BOOST_CHECK_LT(relative_error(teacher_forced(*m, ids0, dec, reread.get()), ref.get(a + "_logits_0")),
