@@ -82,8 +82,8 @@ class T5Model : public Seq2SeqModel {
   const std::string& source() const override { return source_; }
   std::string architecture() const override { return "t5"; }
 
-  // input_ids int64 [1, S] (no padding: every position is attended) -> float32
-  // [1, S, d_model], after the encoder's final norm.
+  // input_ids int64 [1, S] (no padding: every position is attended, as generate() does
+  // for inputs without pad tokens) -> float32 [1, S, d_model], after the final norm.
   at::Tensor encode(const at::Tensor& input_ids,
                     const adapters::BoundAdapter* adapter = nullptr) const override;
   KVCache start(const at::Tensor& encoder_output,
@@ -93,12 +93,14 @@ class T5Model : public Seq2SeqModel {
   int64_t weight_bytes() const override;
 
   // Every projection under the name PEFT gives it (model.named_modules() of
-  // T5ForConditionalGeneration): encoder.block.N.layer.0.SelfAttention.{q,k,v,o},
-  // encoder.block.N.layer.1.DenseReluDense.{wi | wi_0, wi_1},wo,
-  // decoder.block.N.layer.0.SelfAttention.{q,k,v,o},
-  // decoder.block.N.layer.1.EncDecAttention.{q,k,v,o},
-  // decoder.block.N.layer.2.DenseReluDense.{wi | wi_0, wi_1},wo. Unused slots have an
-  // empty name.
+  // T5ForConditionalGeneration), 11 slots per block, encoder blocks first:
+  //   encoder.block.N.layer.0.SelfAttention.{q,k,v,o}
+  //   encoder.block.N.layer.1.DenseReluDense.{wi,wo} (v1.0) or {wi_0,wi_1,wo} (gated)
+  //   decoder.block.N.layer.0.SelfAttention.{q,k,v,o}
+  //   decoder.block.N.layer.1.EncDecAttention.{q,k,v,o}
+  //   decoder.block.N.layer.2.DenseReluDense.{wi,wo} or {wi_0,wi_1,wo}
+  // Unused slots (encoder cross-attention, wi_1 of v1.0) have an empty name. lm_head is
+  // not adaptable.
   std::vector<adapters::ModuleSlot> adaptable_modules() const override;
   std::shared_ptr<const adapters::BoundAdapter> bind(const adapters::PeftAdapter& adapter) const override;
   // A new model with `adapter` (bound to this model) merged into the weights,
