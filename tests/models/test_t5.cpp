@@ -318,6 +318,63 @@ BOOST_AUTO_TEST_CASE(int8_matches_int8_reference_and_stays_close_to_float) {
   }
 }
 
+// Other ways a T5 directory holds the same model: sharded safetensors, the embedding
+// under encoder.embed_tokens (save_pretrained keeps one name of the shared module), a
+// stale lm_head.weight beside tied embeddings (transformers ties over it).
+BOOST_AUTO_TEST_CASE(checkpoint_layouts_give_the_same_logits) {
+  peft_test::TempDir tmp;
+  const Reference& ref = reference("t5_v1_0");
+  const at::Tensor ids = ref.get("input_ids_1"), dec = ref.get("decoder_input_ids"),
+                   want = ref.get("logits_1");
+  const auto check = [&](const fs::path& dir, const std::string& what) {
+    const double err = relative_error(teacher_forced(*T5Model::load(dir), ids, dec), want);
+    BOOST_CHECK_MESSAGE(err < 1e-4, what << ": relative error " << err);
+  };
+  {
+    const fs::path dir = tmp / "renamed";
+    write_edited("t5_v1_0", dir, [](auto& t) {
+      t["encoder.embed_tokens.weight"] = t.at("shared.weight");
+      t.erase("shared.weight");
+      t["lm_head.weight"] = at::randn_like(t.at("encoder.embed_tokens.weight"));
+    });
+    check(dir, "embedding as encoder.embed_tokens, a stale lm_head");
+  }
+  {
+    const fs::path dir = tmp / "sharded";
+    write_edited("t5_v1_0", dir, [](auto&) {});
+    const io::SafetensorsCheckpoint whole(dir / "model.safetensors");
+    nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+    std::vector<io::TensorToWrite> shards[2];
+    std::vector<at::Tensor> keep;
+    for (const auto& info : whole.tensors()) {
+      const int which = info.name.rfind("decoder.", 0) == 0 ? 1 : 0;
+      keep.push_back(io::load_tensor(whole, info.name).clone());
+      const at::Tensor& t = keep.back();
+      shards[which].push_back(
+          {info.name, io::DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<uint64_t>(t.numel()) * 4});
+      index["weight_map"][info.name] = "model-0000" + std::to_string(which + 1) + "-of-00002.safetensors";
+    }
+    for (int i = 0; i < 2; ++i)
+      io::write_safetensors(dir / ("model-0000" + std::to_string(i + 1) + "-of-00002.safetensors"), shards[i],
+                            {{"format", "pt"}});
+    fs::remove(dir / "model.safetensors");
+    peft_test::write_file(dir / "model.safetensors.index.json", index.dump(2));
+    check(dir, "two shards");
+  }
+  // quantize_embeddings: the tied embedding / lm_head quantized once, still close.
+  quant::QuantOptions q;
+  q.type = quant::QuantType::int8;
+  const auto plain = T5Model::load(fixture("t5_v1_1"), q);
+  q.quantize_embeddings = true;
+  const auto all = T5Model::load(fixture("t5_v1_1"), q);
+  BOOST_CHECK_LT(all->weight_bytes(), plain->weight_bytes());
+  const Reference& r11 = reference("t5_v1_1");
+  const double err = relative_error(
+      teacher_forced(*all, r11.get("input_ids_1"), r11.get("decoder_input_ids")), r11.get("logits_1"));
+  BOOST_TEST_MESSAGE("t5_v1_1 int8 with embeddings: relative logit error " << err);
+  BOOST_CHECK_LT(err, 0.05);
+}
+
 BOOST_AUTO_TEST_CASE(bad_checkpoints_name_the_file) {
   peft_test::TempDir tmp;
   {  // a missing tensor
