@@ -10,6 +10,8 @@
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
+#include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
 #include "peft/generation/generate.h"
 #include "peft/generation/token_scorer.h"
@@ -262,5 +264,27 @@ BOOST_AUTO_TEST_CASE(quantized_loads_stay_close_to_float) {
                quant::to_string(types[i]));
     if (types[i] == quant::QuantType::f32)
       BOOST_TEST(model->weight_bytes() > 4 * smol().model->weight_bytes());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(peft_lora_and_adalora_adapters_give_peft_logits) {
+  const auto model = models::LlamaModel::load(fixtures_dir() / "models" / "llama_random");
+  const auto& ref = reference()["models"]["llama"];
+  const auto prompt = ref["prompt"].get<std::vector<int64_t>>();
+  for (const std::string name : {"lora", "adalora"}) {
+    const auto bound =
+        model->bind(adapters::PeftAdapter::load(fixtures_dir() / "models" / "llama_random" / name));
+    const at::Tensor expected = to_tensor(ref["adapter_logits"][name]);
+    models::KVCache cache = model->start(bound.get());
+    const double err = relative_error(model->decode(ids_tensor(prompt), cache)[0], expected);
+    BOOST_TEST_MESSAGE(name << " logits relative error " << err);
+    BOOST_TEST(err < 1e-4, name);
+    // Merged into the weights: the same logits without per-call cost.
+    const auto merged = model->merged(*bound);
+    models::KVCache plain = merged->start();
+    BOOST_TEST(relative_error(merged->decode(ids_tensor(prompt), plain)[0], expected) < 1e-4, name);
+    // The adapter changes the logits (it is not a no-op).
+    models::KVCache base = model->start();
+    BOOST_TEST(relative_error(model->decode(ids_tensor(prompt), base)[0], expected) > 1e-2, name);
   }
 }

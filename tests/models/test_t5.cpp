@@ -16,6 +16,9 @@
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
+#include "peft/generation/generate.h"
+#include "peft/generation/token_scorer.h"
+#include "peft/io/hf_config.h"
 #include "peft/io/safetensors.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/models/t5.h"
@@ -220,6 +223,39 @@ BOOST_AUTO_TEST_CASE(greedy_argmax_equals_transformers_generate) {
       BOOST_CHECK_EQUAL_COLLECTIONS(tokens.begin(), tokens.end(), greedy.at("sequence").begin(),
                                     greedy.at("sequence").end());
     }
+  }
+}
+
+// generation::generate() replays every recorded generate() call (greedy, beam search
+// with length penalties and early stopping, no-repeat n-grams, repetition penalty with
+// min_new_tokens) token for token.
+BOOST_AUTO_TEST_CASE(generate_matches_transformers_for_every_recorded_option_set) {
+  for (const std::string name : {"t5_v1_0", "t5_v1_1"}) {
+    const auto m = model(name);
+    const io::HfGenerationConfig defaults =
+        io::read_hf_generation_config(fixture(name) / "generation_config.json");
+    int checked = 0;
+    for (const auto& input : reference(name).json.at("inputs"))
+      for (const auto& [case_name, g] : input.at("generate").items()) {
+        const nlohmann::json& kw = g.at("kwargs");
+        generation::GenerationOptions o;
+        o.max_new_tokens = kw.at("max_new_tokens").get<int64_t>();
+        o.num_beams = kw.value("num_beams", defaults.num_beams.value_or(1));
+        o.length_penalty = kw.value("length_penalty", defaults.length_penalty.value_or(1.0));
+        o.early_stopping = kw.value("early_stopping", defaults.early_stopping.value_or(false));
+        o.no_repeat_ngram_size = kw.value("no_repeat_ngram_size", defaults.no_repeat_ngram_size.value_or(0));
+        o.repetition_penalty = kw.value("repetition_penalty", defaults.repetition_penalty.value_or(1.0));
+        o.min_new_tokens = kw.value("min_new_tokens", int64_t{0});
+        o.eos_token_ids = m->specials().eos_token_ids;
+        auto scorer =
+            generation::seq2seq_scorer(m, ids_of(input.at("input_ids").get<std::vector<int64_t>>()));
+        const auto r = generation::generate(*scorer, {m->specials().decoder_start_token_id}, o);
+        std::vector<int64_t> got = {m->specials().decoder_start_token_id};
+        got.insert(got.end(), r.tokens.begin(), r.tokens.end());
+        BOOST_TEST(got == g.at("sequence").get<std::vector<int64_t>>(), name << " " << case_name);
+        ++checked;
+      }
+    BOOST_TEST(checked == 32);
   }
 }
 

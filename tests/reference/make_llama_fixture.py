@@ -9,6 +9,10 @@ Writes, under tests/fixtures/models/:
                      2 key/value heads, SwiGLU 64, vocabulary 160, untied output, Llama
                      3.1 rope scaling), config.json + model.safetensors (float32).
   qwen2_random/      a tiny random Qwen2ForCausalLM (q/k/v biases, tied output).
+  llama_random/lora/, llama_random/adalora/  PEFT 0.13.2 adapters on it (LoRA r 4 on every
+                     projection with random A and B; AdaLoRA with a rank pattern from peft's
+                     RankAllocator) and, in llama_reference.json, transformers' logits with
+                     each loaded back by PeftModel.from_pretrained.
   llama_random.gguf  llama_random written as llama.cpp's converter writes a llama GGUF:
                      names blk.N.attn_q ..., query/key rows permuted for its rotary layout,
                      float32 (the block types are exercised by SmolLM2 below).
@@ -76,6 +80,53 @@ def runs(model, prompt, eos):
         seq = model.generate(ids, attention_mask=torch.ones_like(ids), eos_token_id=eos, pad_token_id=eos, **kw)
         out["generate"].append({"kwargs": kw, "eos_token_id": eos, "tokens": seq[0, len(prompt):].tolist()})
     return out
+
+
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def make_adapters(base_dir, prompt):
+    from peft import AdaLoraConfig, LoraConfig, PeftModel, get_peft_model
+    load = lambda: LlamaForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32).eval()
+    model = get_peft_model(load(), LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                              target_modules=PROJECTIONS))
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(os.path.join(base_dir, "lora"))
+
+    config = AdaLoraConfig(init_r=6, target_r=3, lora_alpha=12, tinit=0, tfinal=1, deltaT=1, total_step=4,
+                           target_modules=PROJECTIONS)
+    model = get_peft_model(load(), config)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+            elif "lora_E" in n:
+                p.copy_(torch.randn(p.shape, generator=g))
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    x = torch.tensor([prompt])
+    for step in range(config.total_step):
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        model.base_model.update_and_allocate(step)
+        opt.zero_grad()
+    pattern = model.peft_config["default"].rank_pattern
+    assert pattern and any(not all(v) for v in pattern.values()), "no rank was masked"
+    model.eval()
+    model.save_pretrained(os.path.join(base_dir, "adalora"))
+
+    for name in ("lora", "adalora"):  # peft's generated model cards are not fixtures
+        os.remove(os.path.join(base_dir, name, "README.md"))
+    logits = {}
+    for name in ("lora", "adalora"):
+        m = PeftModel.from_pretrained(load(), os.path.join(base_dir, name)).eval()
+        with torch.no_grad():
+            logits[name] = m(torch.tensor([prompt])).logits[0].tolist()
+    return logits
 
 
 def top2_gap(logits):
@@ -186,6 +237,7 @@ def main():
             print("  ", g["kwargs"], g["tokens"])
         reference["models"][kind] = r
         if kind == "llama":
+            r["adapter_logits"] = make_adapters(d, prompt)
             write_gguf(model, os.path.join(OUT, "llama_random.gguf"))
             # The GGUF carries no rope scaling (llama.cpp puts Llama 3.1's in a
             # rope_freqs tensor, not written here): its reference is the same weights
