@@ -39,10 +39,11 @@ Summarizes the UTF-8 text in FILE (or standard input when FILE is - or absent) a
 prints the summary. Decoding options mean what they mean in Hugging Face's generate().
 
 options:
-  --model PATH          summarizer: a GGUF file (or a directory holding one) or a Hugging
-                        Face directory (config.json, *.safetensors, tokenizer.json) of a
-                        Llama-family instruction model (llama, mistral, qwen2 with a
-                        ChatML or Llama 3 chat template) (default:
+  --model PATH          summarizer: a GGUF file (or a directory holding one) of a
+                        Llama-family instruction model, or a Hugging Face directory
+                        (config.json, *.safetensors) of one (llama, mistral, qwen2, with
+                        tokenizer.json and a ChatML or Llama 3 chat template), of T5
+                        (with spiece.model) or of BART (with tokenizer.json) (default:
                         $PEFT_MODELS_DIR/smollm2-135m-instruct, where PEFT_MODELS_DIR
                         defaults to the source tree's models/default)
   --quant TYPE          none (weights as stored, GGUF blocks included), f32 (dequantized),
@@ -50,9 +51,10 @@ options:
   --group-size N        weights per scale for int4/nf4: 32, 64 or 128 (default 64)
   --adapter DIR         a LoRA or AdaLoRA adapter in Hugging Face PEFT's files, trained on
                         this model; applied to every generation
-  --instruction TEXT    what the model is asked to do with the text (default: "Summarize
-                        the following text in one or two sentences. Reply with the
-                        summary only.")
+  --instruction TEXT    what the model is asked to do with the text (default: the
+                        model family's: "Summarize the following text in one or two
+                        sentences. Reply with the summary only." for chat models, the
+                        prefix "summarize:" for T5, nothing for BART)
   --max-new-tokens N    longest summary, in tokens (default 96)
   --min-new-tokens N    shortest summary, in tokens (default 0)
   --beam N              beam search with N beams; 1 is greedy (default 1)

@@ -9,9 +9,6 @@
 
 namespace peft::summarization {
 
-const char* const kDefaultInstruction =
-    "Summarize the following text in one or two sentences. Reply with the summary only.";
-
 namespace {
 
 std::vector<std::string> split_words(const std::string& text) {

@@ -20,11 +20,10 @@ namespace peft::summarization {
 
 class TextModel;
 
-// The default instruction for instruction-tuned models.
-extern const char* const kDefaultInstruction;
-
 struct SummaryOptions {
-  std::string instruction = kDefaultInstruction;
+  // What the model is asked to do; empty: the model family's default (see
+  // TextModel::prompt).
+  std::string instruction;
   // generation.on_token (streaming) is called during the final pass only, the one that
   // writes the summary returned.
   generation::GenerationOptions generation;

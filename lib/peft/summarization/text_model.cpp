@@ -9,12 +9,18 @@
 #include "peft/generation/token_scorer.h"
 #include "peft/io/checkpoint.h"
 #include "peft/io/hf_config.h"
+#include "peft/models/bart.h"
 #include "peft/models/llama.h"
+#include "peft/models/t5.h"
 #include "peft/text/bpe_tokenizer.h"
+#include "peft/text/sentencepiece_text_tokenizer.h"
 
 namespace peft::summarization {
 
 namespace fs = std::filesystem;
+
+const char* const kDefaultChatInstruction =
+    "Summarize the following text in one or two sentences. Reply with the summary only.";
 
 TextModel::TextModel() = default;
 TextModel::~TextModel() = default;
@@ -60,9 +66,35 @@ std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const qua
       m->tokenizer_ = text::BpeTokenizer::from_hf_dir(path);
       if (fs::exists(path / "generation_config.json"))
         m->eos_ids_ = io::read_hf_generation_config(path / "generation_config.json").eos_token_ids;
+    } else if (type == "t5" || type == "bart") {
+      m->kind_ = Kind::encoder_decoder;
+      if (type == "t5") {
+        m->seq2seq_ = models::T5Model::load(path, quant);
+        if (!fs::exists(path / "spiece.model"))
+          throw NotFoundError(path.string() + ": no spiece.model (T5's SentencePiece model)");
+        m->tokenizer_ = text::SentencePieceTextTokenizer::load(path / "spiece.model");
+        m->tokenizer_->add_eos = true;  // T5's tokenizer ends every input with </s>
+      } else {
+        m->seq2seq_ = models::BartModel::load(path, quant);
+        if (!fs::exists(path / "tokenizer.json"))
+          throw NotFoundError(path.string() + ": no tokenizer.json (BART's byte-level BPE)");
+        m->tokenizer_ = text::BpeTokenizer::from_hf_dir(path);
+        m->tokenizer_->add_bos = m->tokenizer_->add_eos = true;  // <s> text </s>, as its post-processor
+      }
+      const models::TextModelSpecials& sp = m->seq2seq_->specials();
+      if (m->tokenizer_->vocab_size() > sp.vocab_size)
+        throw ValueError(m->source_ + ": the tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) +
+                         " tokens, more than the model's " + std::to_string(sp.vocab_size));
+      if (m->tokenizer_->add_eos && !m->tokenizer_->eos_id)
+        throw ValueError(m->source_ + ": the tokenizer has no end-of-sequence token");
+      if (m->tokenizer_->add_bos && !m->tokenizer_->bos_id)
+        throw ValueError(m->source_ + ": the tokenizer has no beginning-of-sequence token");
+      m->eos_ids_ = sp.eos_token_ids;
+      return m;
     } else {
       throw ValueError(path.string() + "/config.json: model_type '" + type +
-                       "' is not a supported summarizer (llama, mistral, qwen2)");
+                       "' is not a supported summarizer (llama, mistral, qwen2, t5, bart; MBart's tokenizer "
+                       "is not read yet)");
     }
   }
   if (m->tokenizer_->vocab_size() > m->llama_->config().vocab_size)
@@ -81,16 +113,36 @@ std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const qua
   return m;
 }
 
-std::string TextModel::architecture() const { return llama_->config().architecture; }
-
-int64_t TextModel::weight_bytes() const { return llama_->weight_bytes(); }
-
-int64_t TextModel::input_budget(int64_t max_new_tokens) const {
-  return llama_->config().max_position_embeddings - max_new_tokens;
+std::string TextModel::architecture() const {
+  return llama_ ? llama_->config().architecture : seq2seq_->architecture();
 }
 
-Prompt TextModel::prompt(const std::string& instruction, const std::string& text) const {
-  const std::string user = instruction.empty() ? text : instruction + "\n\n" + text;
+int64_t TextModel::weight_bytes() const { return llama_ ? llama_->weight_bytes() : seq2seq_->weight_bytes(); }
+
+int64_t TextModel::input_budget(int64_t max_new_tokens) const {
+  if (llama_) return llama_->config().max_position_embeddings - max_new_tokens;
+  // T5's relative positions have no limit, but it was trained on 512-token inputs.
+  return architecture() == "t5" ? 512 : seq2seq_->specials().max_source_positions;
+}
+
+Prompt TextModel::prompt(const std::string& given_instruction, const std::string& text) const {
+  if (seq2seq_) {
+    // T5 reads its task from a prefix ("summarize: "); BART summarizers take the text.
+    std::string input = text;
+    if (!given_instruction.empty())
+      input = given_instruction + " " + text;
+    else if (architecture() == "t5")
+      input = "summarize: " + text;
+    std::vector<int64_t> ids;
+    if (tokenizer_->add_bos) ids.push_back(*tokenizer_->bos_id);
+    const std::vector<int64_t> body = tokenizer_->encode(input, false);
+    ids.insert(ids.end(), body.begin(), body.end());
+    if (tokenizer_->add_eos) ids.push_back(*tokenizer_->eos_id);
+    return {ids};
+  }
+  const std::string& instruction =
+      given_instruction.empty() ? std::string(kDefaultChatInstruction) : given_instruction;
+  const std::string user = instruction + "\n\n" + text;
   const std::string chat = text::render_chat(chat_, {{"user", user}});
   // The chat's markup is special tokens; the user's text must not be read as markup, so
   // it is tokenized on its own.
@@ -110,12 +162,23 @@ int64_t TextModel::prompt_overhead(const std::string& instruction) const {
 generation::GenerationResult TextModel::generate(const Prompt& prompt, generation::GenerationOptions options,
                                                  const adapters::BoundAdapter* adapter) const {
   if (options.eos_token_ids.empty()) options.eos_token_ids = eos_ids_;
-  auto scorer = generation::causal_lm_scorer(llama_, adapter);
-  return generation::generate(*scorer, prompt.ids, options, tokenizer_.get());
+  if (llama_) {
+    auto scorer = generation::causal_lm_scorer(llama_, adapter);
+    return generation::generate(*scorer, prompt.ids, options, tokenizer_.get());
+  }
+  const models::TextModelSpecials& sp = seq2seq_->specials();
+  if (!options.forced_bos_token_id) options.forced_bos_token_id = sp.forced_bos_token_id;
+  if (!options.forced_eos_token_id) options.forced_eos_token_id = sp.forced_eos_token_id;
+  const int64_t n = static_cast<int64_t>(prompt.ids.size());
+  if (n > input_budget(0))
+    throw ValueError(source_ + ": an input of " + std::to_string(n) + " tokens is longer than the model's " +
+                     std::to_string(input_budget(0)));
+  auto scorer = generation::seq2seq_scorer(seq2seq_, at::tensor(prompt.ids, at::kLong).view({1, n}), adapter);
+  return generation::generate(*scorer, {sp.decoder_start_token_id}, options, tokenizer_.get());
 }
 
 std::shared_ptr<const adapters::BoundAdapter> TextModel::bind(const adapters::PeftAdapter& adapter) const {
-  return llama_->bind(adapter);
+  return llama_ ? llama_->bind(adapter) : seq2seq_->bind(adapter);
 }
 
 }  // namespace peft::summarization

@@ -31,6 +31,9 @@ class Tokenizer;
 
 namespace peft::summarization {
 
+// The instruction chat models get when the caller gives none.
+extern const char* const kDefaultChatInstruction;
+
 // The token ids a model is given for one request.
 struct Prompt {
   std::vector<int64_t> ids;  // decoder-only: the whole chat; encoder-decoder: the encoder input
@@ -53,16 +56,19 @@ class TextModel {
   int64_t weight_bytes() const;
 
   // Tokens a prompt may hold with room left for `max_new_tokens` (decoder-only: the
-  // context minus the new tokens; encoder-decoder: the encoder's input length).
+  // context minus the new tokens; encoder-decoder: the encoder's input length, 512 for
+  // T5, whose relative positions have no limit but which was trained on 512).
   int64_t input_budget(int64_t max_new_tokens) const;
   // The prompt for `instruction` applied to `text` (decoder-only: a user message
-  // "instruction\n\ntext" in the chat template; T5: "summarize: text" when the
-  // instruction is empty, else "instruction: text"; BART: the text).
+  // "instruction\n\ntext" in the chat template, kDefaultChatInstruction when empty; T5:
+  // "summarize: text" when empty, else "instruction text", then </s>; BART:
+  // <s> [instruction] text </s>).
   Prompt prompt(const std::string& instruction, const std::string& text) const;
   // Tokens of the prompt around an empty text: what each chunk costs besides itself.
   int64_t prompt_overhead(const std::string& instruction) const;
 
-  // Generates from `prompt`; options' eos_token_ids default to the model's.
+  // Generates from `prompt`; options' eos_token_ids (and for BART/MBart the forced first
+  // and last tokens) default to the model's.
   generation::GenerationResult generate(const Prompt& prompt, generation::GenerationOptions options,
                                         const adapters::BoundAdapter* adapter = nullptr) const;
 
