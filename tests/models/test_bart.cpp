@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/generate_kwargs.h"
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
@@ -219,19 +220,9 @@ BOOST_AUTO_TEST_CASE(generate_matches_transformers_for_every_recorded_option_set
       for (const auto& input : ref.json.at("inputs"))
         for (const auto& g : input.at("generate")) {
           const nlohmann::json& kw = g.at("kwargs");
-          generation::GenerationOptions o;
-          o.max_new_tokens = kw.at("max_new_tokens").get<int64_t>();
-          o.num_beams = kw.value("num_beams", defaults.num_beams.value_or(1));
-          o.length_penalty = kw.value("length_penalty", defaults.length_penalty.value_or(1.0));
-          o.early_stopping = kw.value("early_stopping", defaults.early_stopping.value_or(false));
-          o.no_repeat_ngram_size =
-              kw.value("no_repeat_ngram_size", defaults.no_repeat_ngram_size.value_or(0));
-          o.repetition_penalty = kw.value("repetition_penalty", defaults.repetition_penalty.value_or(1.0));
-          o.min_new_tokens = kw.value("min_new_tokens", int64_t{0});
+          generation::GenerationOptions o = peft_test::options_from_kwargs(kw, defaults);
           o.eos_token_ids = sp.eos_token_ids;
-          o.forced_bos_token_id = sp.forced_bos_token_id;
-          if (kw.contains("forced_bos_token_id"))
-            o.forced_bos_token_id = kw.at("forced_bos_token_id").get<int64_t>();
+          if (!o.forced_bos_token_id) o.forced_bos_token_id = sp.forced_bos_token_id;
           o.forced_eos_token_id = sp.forced_eos_token_id;
           auto scorer =
               generation::seq2seq_scorer(model, ids(input.at("input_ids").get<std::vector<int64_t>>()));

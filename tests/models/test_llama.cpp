@@ -10,6 +10,7 @@
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
+#include "models/generate_kwargs.h"
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
@@ -58,15 +59,7 @@ struct Runtime {
 BOOST_TEST_GLOBAL_FIXTURE(Runtime);
 
 generation::GenerationOptions options_from(const nlohmann::json& g) {
-  generation::GenerationOptions o;
-  const auto& kw = g["kwargs"];
-  o.max_new_tokens = kw.value("max_new_tokens", 20);
-  o.num_beams = kw.value("num_beams", 1);
-  o.length_penalty = kw.value("length_penalty", 1.0);
-  o.early_stopping = kw.value("early_stopping", false);
-  o.no_repeat_ngram_size = kw.value("no_repeat_ngram_size", 0);
-  o.repetition_penalty = kw.value("repetition_penalty", 1.0);
-  o.min_new_tokens = kw.value("min_new_tokens", 0);
+  generation::GenerationOptions o = peft_test::options_from_kwargs(g["kwargs"]);
   o.eos_token_ids = {g["eos_token_id"].get<int64_t>()};
   return o;
 }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/generate_kwargs.h"
 #include "peft/error.h"
 #include "peft/runtime.h"
 #include "peft/summarization/summarizer.h"
@@ -33,11 +34,7 @@ void check_against_reference(const TextModel& model, const nlohmann::json& ref) 
   BOOST_TEST(model.prompt("", text).ids == ref.at("input_ids").get<std::vector<int64_t>>());
   for (const auto& g : ref.at("generate")) {
     const auto& kw = g.at("kwargs");
-    generation::GenerationOptions o;
-    o.max_new_tokens = kw.at("max_new_tokens").get<int64_t>();
-    o.num_beams = kw.at("num_beams").get<int64_t>();
-    o.no_repeat_ngram_size = kw.value("no_repeat_ngram_size", int64_t{0});
-    const auto r = model.generate(model.prompt("", text), o);
+    const auto r = model.generate(model.prompt("", text), peft_test::options_from_kwargs(kw));
     BOOST_TEST(r.tokens == g.at("tokens").get<std::vector<int64_t>>(), kw.dump());
     BOOST_TEST(r.text == g.at("text").get<std::string>(), kw.dump());
   }

@@ -7,6 +7,7 @@
 #include "peft/io/checkpoint.h"
 #include "peft/io/hf_config.h"
 #include "peft/io/json_file.h"
+#include "peft/text/special_tokens.h"
 #include "peft/text/unicode.h"
 
 namespace peft::text {
@@ -79,8 +80,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf(const io::Checkpoint& gguf
   t->unk_id = id("tokenizer.ggml.unknown_token_id");
   t->add_bos = io::json_get_or<bool>(meta, "tokenizer.ggml.add_bos_token", false, origin);
   t->chat_template = io::json_get_or<std::string>(meta, "tokenizer.chat_template", "", origin);
-  std::stable_sort(t->added_.begin(), t->added_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  sort_longest_first(t->added_);
   return t;
 }
 
@@ -106,8 +106,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_hf_dir(const std::filesystem::p
     t->added_.emplace_back(a.content, a.id);
     if (a.special) t->special_text_[a.id] = a.content;
   }
-  std::stable_sort(t->added_.begin(), t->added_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  sort_longest_first(t->added_);
   const std::filesystem::path config_path = dir / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
     const nlohmann::json config = io::read_json_file(config_path);
@@ -160,32 +159,8 @@ std::vector<int64_t> BpeTokenizer::encode_ordinary(const std::string& text) cons
 std::vector<int64_t> BpeTokenizer::encode(const std::string& raw, bool parse_special) const {
   const std::string text = utf8_lossy(raw);
   if (!parse_special || added_.empty()) return encode_ordinary(text);
-  std::vector<int64_t> ids;
-  size_t start = 0, pos = 0;
-  while (pos < text.size()) {
-    const std::pair<std::string, int64_t>* hit = nullptr;
-    for (const auto& a : added_)  // longest first
-      if (!a.first.empty() && text.compare(pos, a.first.size(), a.first) == 0) {
-        hit = &a;
-        break;
-      }
-    if (hit == nullptr) {
-      ++pos;
-      continue;
-    }
-    if (pos > start) {
-      const auto part = encode_ordinary(text.substr(start, pos - start));
-      ids.insert(ids.end(), part.begin(), part.end());
-    }
-    ids.push_back(hit->second);
-    pos += hit->first.size();
-    start = pos;
-  }
-  if (start < text.size()) {
-    const auto part = encode_ordinary(text.substr(start));
-    ids.insert(ids.end(), part.begin(), part.end());
-  }
-  return ids;
+  return encode_with_specials(text, added_,
+                              [this](const std::string& part) { return encode_ordinary(part); });
 }
 
 std::string BpeTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {

@@ -1,6 +1,6 @@
 #include "peft/text/sentencepiece_text_tokenizer.h"
 
-#include <algorithm>
+#include "peft/text/special_tokens.h"
 
 namespace peft::text {
 
@@ -21,38 +21,12 @@ SentencePieceTextTokenizer::SentencePieceTextTokenizer(SentencePieceTokenizer sp
   for (int64_t i = 0; i < sp_.vocab_size(); ++i)
     if (sp_.type(i) == SentencePieceType::kControl && !sp_.piece(i).empty())
       controls_.emplace_back(sp_.piece(i), i);
-  std::stable_sort(controls_.begin(), controls_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  sort_longest_first(controls_);
 }
 
 std::vector<int64_t> SentencePieceTextTokenizer::encode(const std::string& text, bool parse_special) const {
   if (!parse_special || controls_.empty()) return sp_.encode(text);
-  std::vector<int64_t> ids;
-  size_t start = 0, pos = 0;
-  auto flush = [&](size_t end) {
-    if (end > start) {
-      const auto part = sp_.encode(text.substr(start, end - start));
-      ids.insert(ids.end(), part.begin(), part.end());
-    }
-  };
-  while (pos < text.size()) {
-    const std::pair<std::string, int64_t>* hit = nullptr;
-    for (const auto& c : controls_)
-      if (text.compare(pos, c.first.size(), c.first) == 0) {
-        hit = &c;
-        break;
-      }
-    if (hit == nullptr) {
-      ++pos;
-      continue;
-    }
-    flush(pos);
-    ids.push_back(hit->second);
-    pos += hit->first.size();
-    start = pos;
-  }
-  flush(text.size());
-  return ids;
+  return encode_with_specials(text, controls_, [this](const std::string& part) { return sp_.encode(part); });
 }
 
 std::string SentencePieceTextTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
