@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_common.h"
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
@@ -54,19 +55,10 @@ options:
   -h, --help            this help
 )";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "eval-summaries: " << message << "\n(see eval-summaries --help)\n";
-  std::exit(2);
-}
+using cli::usage_error;
 
 int64_t to_int(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    const int64_t v = std::stoll(value, &used);
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(flag + " expects an integer, got '" + value + "'");
+  return cli::to_number<int64_t>(flag, value);
 }
 
 struct Totals {

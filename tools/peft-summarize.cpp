@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli_common.h"
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/error.h"
@@ -27,11 +28,6 @@ namespace fs = std::filesystem;
 using namespace peft;
 
 namespace {
-
-fs::path default_models_dir() {
-  const char* env = std::getenv("PEFT_MODELS_DIR");
-  return env && *env ? fs::path(env) : fs::path(PEFT_DEFAULT_MODELS_DIR);
-}
 
 const char* kUsage = R"(usage: peft-summarize [options] [FILE]
 
@@ -89,25 +85,9 @@ struct Args {
   int threads = 0;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "peft-summarize: " << message << "\n(see peft-summarize --help)\n";
-  std::exit(2);
-}
-
-template <class T>
-T to_number(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    T v;
-    if constexpr (std::is_integral_v<T>)
-      v = static_cast<T>(std::stoll(value, &used));
-    else
-      v = static_cast<T>(std::stod(value, &used));
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(flag + " expects a number, got '" + value + "'");
-}
+using cli::default_models_dir;
+using cli::to_number;
+using cli::usage_error;
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -202,6 +182,7 @@ std::string read_input(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::program() = "peft-summarize";
 #ifdef __GLIBC__
   mallopt(M_ARENA_MAX, 1);  // as peft-transcribe: libtorch's worker threads' arenas keep freed activations
 #endif

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
@@ -29,11 +30,6 @@ namespace fs = std::filesystem;
 using namespace peft;
 
 namespace {
-
-fs::path default_models_dir() {
-  const char* env = std::getenv("PEFT_MODELS_DIR");
-  return env && *env ? fs::path(env) : fs::path(PEFT_DEFAULT_MODELS_DIR);
-}
 
 const char* kUsage = R"(usage: peft-transcribe [options] AUDIO...
 
@@ -124,29 +120,12 @@ struct Args {
   std::vector<std::string> files;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "peft-transcribe: " << message << "\n(see peft-transcribe --help)\n";
-  std::exit(2);
-}
+using cli::default_models_dir;
+using cli::usage_error;
 
-int to_int(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    const int v = std::stoi(value, &used);
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(flag + " expects an integer, got '" + value + "'");
-}
-
+int to_int(const std::string& flag, const std::string& value) { return cli::to_number<int>(flag, value); }
 float to_float(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    const float v = std::stof(value, &used);
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  usage_error(flag + " expects a number, got '" + value + "'");
+  return cli::to_number<float>(flag, value);
 }
 
 Args parse_args(int argc, char** argv) {
@@ -252,6 +231,7 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::program() = "peft-transcribe";
 #ifdef __GLIBC__
   // One malloc arena: libtorch's worker threads otherwise get arenas of their own that
   // keep freed activations. Measured (5.4 min of speech, beam 1, 2 threads): peak RSS

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/merge.h"
 #include "peft/adapters/projector.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
@@ -330,11 +331,7 @@ std::shared_ptr<const BartModel> BartModel::merged(const adapters::BoundAdapter&
           &l.self_attn.q,  &l.self_attn.k,  &l.self_attn.v,    &l.self_attn.out, &l.cross_attn.q,
           &l.cross_attn.k, &l.cross_attn.v, &l.cross_attn.out, &l.fc1,           &l.fc2};
       for (size_t s = 0; s < kSlotsPerLayer; ++s)
-        if (const adapters::LoraModule* lora = adapter.module(first + s)) {
-          layers::Linear& lin = *by_slot[s];
-          lin = lin.with_weight(lin.dense_weight() + lora->delta_weight(),
-                                source_ + ": " + names[first + s].name);
-        }
+        adapters::merge_slot(*by_slot[s], adapter, first + s, 1.0, source_ + ": " + names[first + s].name);
       first += kSlotsPerLayer;
     }
   return m;

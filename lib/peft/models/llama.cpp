@@ -9,6 +9,7 @@
 #include <map>
 
 #include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/merge.h"
 #include "peft/adapters/projector.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
@@ -325,11 +326,8 @@ std::shared_ptr<const LlamaModel> LlamaModel::with_adapter_merged(const adapters
     Block& b = m->layers_[i];
     layers::Linear* by_slot[kSlotsPerLayer] = {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down};
     for (size_t s = 0; s < kSlotsPerLayer; ++s)
-      if (const adapters::LoraModule* lora = adapter.module(i * kSlotsPerLayer + s)) {
-        layers::Linear& l = *by_slot[s];
-        l = l.with_weight(l.dense_weight() + sign * lora->delta_weight(),
-                          source_ + ": model.layers." + std::to_string(i) + "." + kSlotNames[s]);
-      }
+      adapters::merge_slot(*by_slot[s], adapter, i * kSlotsPerLayer + s, sign,
+                           source_ + ": model.layers." + std::to_string(i) + "." + kSlotNames[s]);
   }
   return m;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/merge.h"
 #include "peft/adapters/projector.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
@@ -383,9 +384,7 @@ std::shared_ptr<const T5Model> T5Model::with_adapter_merged(const adapters::Boun
   for (auto* blocks : {&m->encoder_, &m->decoder_})
     for (Block& b : *blocks) {
       for (auto [l, s] : Loader::slots(b))
-        if (const adapters::LoraModule* lora = adapter.module(first + s))
-          *l = l->with_weight(l->dense_weight() + sign * lora->delta_weight(),
-                              source_ + ": " + names[first + s].name);
+        adapters::merge_slot(*l, adapter, first + s, sign, source_ + ": " + names[first + s].name);
       first += kSlotsPerBlock;
     }
   return m;

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "peft/adapters/bound_adapter.h"
+#include "peft/adapters/merge.h"
 #include "peft/adapters/projector.h"
 #include "peft/error.h"
 #include "peft/io/checkpoint.h"
@@ -500,11 +501,7 @@ std::shared_ptr<const WhisperModel> WhisperModel::with_adapter_merged(const adap
           &b.attn.query,     &b.attn.key,         &b.attn.value,     &b.attn.out, &b.cross_attn.query,
           &b.cross_attn.key, &b.cross_attn.value, &b.cross_attn.out, &b.fc1,      &b.fc2};
       for (size_t s = 0; s < kSlotsPerLayer; ++s)
-        if (const adapters::LoraModule* lora = adapter.module(first + s)) {
-          layers::Linear& l = *by_slot[s];
-          l = l.with_weight(l.dense_weight() + sign * lora->delta_weight(),
-                            source_ + ": " + names[first + s].name);
-        }
+        adapters::merge_slot(*by_slot[s], adapter, first + s, sign, source_ + ": " + names[first + s].name);
       first += kSlotsPerLayer;
     }
   return m;
