@@ -343,15 +343,10 @@ KVCache LlamaModel::start(const adapters::BoundAdapter* adapter) const {
 }
 
 at::Tensor LlamaModel::attention(const Block& b, const at::Tensor& x, KVCache& cache, size_t layer,
-                                 const adapters::Projector& proj) const {
+                                 const adapters::Projector& proj, const at::Tensor& cos,
+                                 const at::Tensor& sin) const {
   const int64_t rows = x.size(0), t = x.size(1), hq = config_.num_attention_heads,
                 hkv = config_.num_key_value_heads, dh = config_.head_dim, group = hq / hkv;
-  // Rotary angles of positions cache.length .. + t - 1, float32 as Hugging Face.
-  at::Tensor positions = at::arange(cache.length, cache.length + t, at::kLong).to(at::kFloat);
-  at::Tensor freqs = at::outer(positions, inv_freq_);
-  at::Tensor angles = at::cat({freqs, freqs}, -1);
-  at::Tensor cos = angles.cos(), sin = angles.sin();
-
   at::Tensor q = apply_rotary(split_heads(proj(b.q, x, kQ), hq), cos, sin);
   at::Tensor k = apply_rotary(split_heads(proj(b.k, x, kK), hkv), cos, sin);
   at::Tensor v = split_heads(proj(b.v, x, kV), hkv);
@@ -390,10 +385,16 @@ at::Tensor LlamaModel::decode(const at::Tensor& tokens, KVCache& cache,
 
   at::Tensor x = embed_tokens_.weight_rows(tokens);
   const double eps = config_.rms_norm_eps;
+  // Rotary angles of positions cache.length .. + t - 1, float32 as Hugging Face computes
+  // them; the same for every layer.
+  const at::Tensor positions = at::arange(cache.length, cache.length + t, at::kLong).to(at::kFloat);
+  const at::Tensor freqs = at::outer(positions, inv_freq_);
+  const at::Tensor angles = at::cat({freqs, freqs}, -1);
+  const at::Tensor cos = angles.cos(), sin = angles.sin();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Block& b = layers_[i];
     const adapters::Projector proj(cache.adapter, i * kSlotsPerLayer);
-    x = x + attention(b, rms_norm(x, b.attn_norm, eps), cache, i, proj);
+    x = x + attention(b, rms_norm(x, b.attn_norm, eps), cache, i, proj, cos, sin);
     const at::Tensor h = rms_norm(x, b.mlp_norm, eps);
     x = x + proj(b.down, at::silu(proj(b.gate, h, kGate)) * proj(b.up, h, kUp), kDown);
   }

@@ -102,8 +102,10 @@ class LlamaModel {
   };
   class Loader;
 
+  // cos/sin: the rotary tables of the positions being decoded, [T, head_dim], computed
+  // once per decode() for all layers.
   at::Tensor attention(const Block& b, const at::Tensor& x, KVCache& cache, size_t layer,
-                       const adapters::Projector& proj) const;
+                       const adapters::Projector& proj, const at::Tensor& cos, const at::Tensor& sin) const;
   std::shared_ptr<const LlamaModel> with_adapter_merged(const adapters::BoundAdapter& adapter,
                                                         double sign) const;
 
