@@ -28,8 +28,8 @@ struct SummaryOptions {
   // writes the summary returned.
   generation::GenerationOptions generation;
   // Largest chunk, in tokens of text (0: as much as the model's input allows, at most
-  // 2048: small models summarize long inputs poorly and attention cost grows with the
-  // square of the length).
+  // 2048, a cap chosen because attention cost grows with the square of the length; SmolLM2
+  // takes 8192 positions).
   int64_t chunk_tokens = 0;
   int64_t overlap_tokens = 64;  // words shared by neighbouring chunks, in tokens
   int max_levels = 6;           // map-reduce rounds before giving up (with an error)
