@@ -4,8 +4,6 @@
 // reordered or cut down; malformed stanzas give a warning naming the line and are
 // skipped; a failed run leaves no output file behind and does not touch an old one.
 #define BOOST_TEST_MODULE make_summary_dataset
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <map>
 #include <set>
@@ -16,32 +14,15 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
+#include "tools/run_tool.h"
 
 namespace {
 
 using peft_test::fs::path;
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
+using Run = peft_test::ToolRun;
 
-// Runs the program from the build tree with `args` (shell words, already quoted).
-Run run(const std::string& args) {
-  const auto binary = peft_test::env_dir("PEFT_BUILD_ROOT", "build") / "tools" / "make-summary-dataset";
-  BOOST_REQUIRE_MESSAGE(peft_test::fs::exists(binary), binary << " is not built");
-  peft_test::TempDir dir;
-  const std::string cmd = "'" + binary.string() + "' " + args + " 2>'" + (dir / "err").string() + "'";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p);
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  r.err = peft_test::read_file(dir / "err");
-  return r;
-}
+Run run(const std::string& args) { return peft_test::run_tool("make-summary-dataset", args); }
 
 std::string quote(const path& p) { return "'" + p.string() + "'"; }
 

@@ -4,36 +4,19 @@
 // missing model or a missing input file give the documented exit status and a message
 // naming them.
 #define BOOST_TEST_MODULE peft_summarize
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <string>
 
 #include "test_support.h"
+#include "tools/run_tool.h"
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
+using Run = peft_test::ToolRun;
 
 // Runs peft-summarize from the build tree with `args` (shell words, already quoted).
 Run summarize(const std::string& args) {
-  const auto binary = peft_test::env_dir("PEFT_BUILD_ROOT", "build") / "tools" / "peft-summarize";
-  BOOST_REQUIRE_MESSAGE(peft_test::fs::exists(binary), binary << " is not built");
-  peft_test::TempDir dir;
-  const std::string cmd =
-      "'" + binary.string() + "' --threads 2 " + args + " 2>'" + (dir / "err").string() + "'";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p);
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  r.err = peft_test::read_file(dir / "err");
-  return r;
+  return peft_test::run_tool("peft-summarize", "--threads 2 " + args);
 }
 
 const char* kText =

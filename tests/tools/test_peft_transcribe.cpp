@@ -3,41 +3,24 @@
 // times checked, snapped to speech), and bad input gives the documented exit status with
 // a message naming the file, the other files still transcribed.
 #define BOOST_TEST_MODULE peft_transcribe
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
+#include "tools/run_tool.h"
 
 namespace {
 
 const std::string kUtterance =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0930.wav";
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
+using Run = peft_test::ToolRun;
 
 // Runs peft-transcribe from the build tree with `args` (shell words, already quoted).
 Run transcribe(const std::string& args) {
-  const auto binary = peft_test::env_dir("PEFT_BUILD_ROOT", "build") / "tools" / "peft-transcribe";
-  BOOST_REQUIRE_MESSAGE(peft_test::fs::exists(binary), binary << " is not built");
-  peft_test::TempDir dir;
-  const std::string cmd =
-      "'" + binary.string() + "' --threads 2 " + args + " 2>'" + (dir / "err").string() + "'";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p);
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  r.err = peft_test::read_file(dir / "err");
-  return r;
+  return peft_test::run_tool("peft-transcribe", "--threads 2 " + args);
 }
 
 }  // namespace

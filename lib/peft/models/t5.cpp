@@ -135,7 +135,7 @@ class T5Model::Loader {
       throw ValueError(path + ": key '" +
                        (j.contains("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj") +
                        "': activation '" + c.dense_act_fn +
-                       "' is not implemented (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish)");
+                       "' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish)");
 
     auto positive = [&](const char* key, int64_t v) {
       if (v <= 0) throw ValueError(path + ": key '" + key + "': " + std::to_string(v) + ", expected > 0");
