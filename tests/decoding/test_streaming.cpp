@@ -379,3 +379,69 @@ BOOST_AUTO_TEST_CASE(reset_moves_the_timeline) {
   BOOST_CHECK(u.committed.empty());
   BOOST_CHECK_CLOSE(st.position(), 100.0 + seconds + 0.5, 1e-9);
 }
+
+// A caller that fell behind pushes its backlog in catch_up mode: one decode for many
+// steps of audio, the buffer never beyond one window, and the text still right.
+BOOST_AUTO_TEST_CASE(catch_up_decodes_once_per_backlog) {
+  const peft_test::TinyEn& t = tiny_en();
+  StreamingTranscriber st(t.model, t.tokenizer, greedy_options());
+  std::vector<float> audio = librivox("0880");  // ~3 s
+  append_silence(audio, 1.0);
+  const auto second = librivox("0890");
+  audio.insert(audio.end(), second.begin(), second.end());
+  append_silence(audio, 1.0);
+  const size_t steps = audio.size() / kRate;  // step is 1 s
+  StreamUpdate u = st.push(audio, StreamingTranscriber::PushMode::catch_up);
+  BOOST_TEST_MESSAGE(steps << " steps of audio, " << u.decodes << " decode(s)");
+  BOOST_CHECK_EQUAL(u.decodes, 1);
+  StreamUpdate more = st.push(audio, StreamingTranscriber::PushMode::catch_up);
+  BOOST_CHECK_EQUAL(more.decodes, 1);
+  BOOST_CHECK_LE(st.uncommitted_seconds(),
+                 greedy_options().max_latency_seconds + greedy_options().step_seconds + 1e-9);
+  // 40 s in one push: the 30 s window forces an earlier decode.
+  std::vector<float> long_audio;
+  for (int i = 0; i < 4; ++i) long_audio.insert(long_audio.end(), audio.begin(), audio.end());
+  StreamUpdate big = st.push(long_audio, StreamingTranscriber::PushMode::catch_up);
+  BOOST_CHECK_GE(big.decodes, 2);
+  BOOST_CHECK_LT(static_cast<size_t>(big.decodes), long_audio.size() / kRate);
+  StreamUpdate end = st.finish();
+  std::vector<Segment> all = u.committed;
+  for (const auto* x : {&more, &big, &end}) all.insert(all.end(), x->committed.begin(), x->committed.end());
+  BOOST_TEST_MESSAGE(describe(all));
+  for (size_t i = 1; i < all.size(); ++i) BOOST_CHECK_LE(all[i - 1].end, all[i].start + 1e-9);
+  const std::string once =
+      "he was not an ill disposed young man unless to be rather cold hearted and rather selfish is to be ill "
+      "disposed";
+  std::string reference;
+  for (int i = 0; i < 6; ++i) reference += once + " ";
+  BOOST_CHECK_LE(wer_between(reference, text_of(all)), 0.25);
+}
+
+// With word timestamps the words are on the stream timeline too, inside their segment.
+BOOST_AUTO_TEST_CASE(words_on_the_stream_timeline) {
+  const peft_test::TinyEn& t = tiny_en();
+  StreamingOptions o = greedy_options();
+  o.decoding.word_timestamps = true;
+  StreamingTranscriber st(t.model, t.tokenizer, o);
+  st.reset(50.0);
+  std::vector<float> audio(kRate * 3 / 2, 0.0f);  // the speech starts at 51.5 s
+  const auto speech_part = librivox("0880");
+  audio.insert(audio.end(), speech_part.begin(), speech_part.end());
+  append_silence(audio, 1.0);
+  Run run = stream(st, audio, {kRate / 2});
+  BOOST_REQUIRE(!run.committed.empty());
+  size_t words = 0;
+  for (const Segment& s : run.committed) {
+    for (const Word& w : s.words) {
+      ++words;
+      BOOST_CHECK_LE(s.start, w.start + 1e-9);
+      BOOST_CHECK_LE(w.start, w.end);
+      BOOST_CHECK_LE(w.end, s.end + 1e-9);
+    }
+  }
+  BOOST_CHECK_GE(words, 6u);
+  BOOST_TEST_MESSAGE("first word at " << run.committed.front().words.front().start);
+  // Word times are DTW estimates (this one ~0.4 s early); what matters here is the offset.
+  BOOST_CHECK_GT(run.committed.front().words.front().start, 50.8);
+  BOOST_CHECK_LT(run.committed.front().words.front().start, 52.0);
+}

@@ -52,6 +52,7 @@ StreamingTranscriber::StreamingTranscriber(std::shared_ptr<const models::Whisper
   options_.validate();
   step_samples_ = to_samples(options_.step_seconds);
   latency_samples_ = to_samples(options_.max_latency_seconds);
+  window_samples_ = to_samples(kWindowSeconds);
 }
 
 double StreamingTranscriber::position() const { return offset_ + static_cast<double>(fed_) / kSampleRate; }
@@ -76,7 +77,11 @@ void StreamingTranscriber::reset(double timeline_offset) {
   finished_ = false;
 }
 
-StreamUpdate StreamingTranscriber::push(const float* samples, size_t n) {
+void StreamingTranscriber::set_adapter(std::shared_ptr<const adapters::BoundAdapter> adapter) {
+  options_.decoding.adapter = std::move(adapter);
+}
+
+StreamUpdate StreamingTranscriber::push(const float* samples, size_t n, PushMode mode) {
   if (finished_) throw Error("StreamingTranscriber::push after finish(): call reset() to start a new stream");
   // Checked before anything is consumed, so a caller can report the error and go on.
   for (size_t i = 0; i < n; ++i)
@@ -98,8 +103,12 @@ StreamUpdate StreamingTranscriber::push(const float* samples, size_t n) {
     fed_ += static_cast<int64_t>(take);
     since_decode_ += static_cast<int64_t>(take);
     if (since_decode_ == step_samples_) {
-      decode(update);
       since_decode_ = 0;
+      // Catching up, only the last boundary of this push decodes, or an earlier one when
+      // another step of audio would no longer fit one Whisper window.
+      const bool another_boundary = n - done >= static_cast<size_t>(step_samples_);
+      const bool window_full = static_cast<int64_t>(buffer_.size()) + step_samples_ > window_samples_;
+      if (mode == PushMode::every_step || !another_boundary || window_full) decode(update);
     }
   }
   update.partial = partial_;
@@ -145,6 +154,12 @@ std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer
     p.end = std::clamp(buffer_start_ + to_samples(s.end), p.start, fed_);
     s.start = offset_ + static_cast<double>(p.start) / kSampleRate;
     s.end = offset_ + static_cast<double>(p.end) / kSampleRate;
+    for (Word& w : s.words) {  // the same mapping and clamping as the segment's times
+      const int64_t ws = std::clamp(buffer_start_ + to_samples(w.start), p.start, p.end);
+      const int64_t we = std::clamp(buffer_start_ + to_samples(w.end), ws, p.end);
+      w.start = offset_ + static_cast<double>(ws) / kSampleRate;
+      w.end = offset_ + static_cast<double>(we) / kSampleRate;
+    }
     s.seek += buffer_start_ / kSamplesPerFrame;
     s.tokens.erase(
         std::remove_if(s.tokens.begin(), s.tokens.end(), [&](int64_t id) { return id >= tokenizer_->eot(); }),

@@ -103,12 +103,24 @@ class StreamingTranscriber {
                        std::shared_ptr<const text::WhisperTokenizer> tokenizer,
                        StreamingOptions options = {});
 
+  // How push() spends decodes on audio that crosses several step boundaries at once.
+  enum class PushMode {
+    every_step,  // a decode at every boundary: results independent of the chunking
+    // One decode, at the last boundary (or earlier ones only where the buffer would
+    // otherwise outgrow one 30 s window): for a caller that fell behind real time and
+    // pushes its backlog, which costs one decode instead of one per step. The latency
+    // bound then holds from that decode on; commits need two decodes as always.
+    catch_up,
+  };
+
   // Appends 16 kHz mono samples and runs the decodes they complete. No samples: an
   // update with nothing committed and the current partial. A NaN or infinite sample
   // throws peft::ValueError naming its index and time on the stream, and nothing of
   // that call is consumed. After finish(), throws peft::Error until reset().
-  StreamUpdate push(const float* samples, size_t n);
-  StreamUpdate push(const std::vector<float>& samples) { return push(samples.data(), samples.size()); }
+  StreamUpdate push(const float* samples, size_t n, PushMode mode = PushMode::every_step);
+  StreamUpdate push(const std::vector<float>& samples, PushMode mode = PushMode::every_step) {
+    return push(samples.data(), samples.size(), mode);
+  }
 
   // End of stream: decodes what is still uncommitted (unless the last decode already
   // saw all of it) and commits all of it; partial is empty. Calling it again returns
@@ -120,6 +132,10 @@ class StreamingTranscriber {
   // them). E.g. after a flush: reset(new_segment_time); to continue the same timeline
   // after finish(): reset(position()).
   void reset(double timeline_offset = 0.0);
+
+  // The adapter of the following decodes (null: none): a live adapter swap. Segments
+  // already committed stay as they were.
+  void set_adapter(std::shared_ptr<const adapters::BoundAdapter> adapter);
 
   double position() const;             // stream time of the next sample to be pushed
   double uncommitted_seconds() const;  // audio held in the buffer
@@ -144,6 +160,7 @@ class StreamingTranscriber {
   StreamingOptions options_;
   int64_t step_samples_ = 0;
   int64_t latency_samples_ = 0;
+  int64_t window_samples_ = 0;
 
   double offset_ = 0;             // timeline time of stream sample 0
   int64_t fed_ = 0;               // samples pushed since the reset
