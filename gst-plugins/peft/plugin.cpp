@@ -1,8 +1,13 @@
-// Registration of the "peft" plugin. The elements (whisperasr, peftsummarize) arrive
-// with their own folders; until then the plugin loads and registers nothing.
+// Registration of the "peft" plugin: whisperasr (speech -> timestamped text) and
+// peftsummarize (text -> summaries), each in its own folder.
 #include <gst/gst.h>
 
-static gboolean plugin_init(GstPlugin* /*plugin*/) { return TRUE; }
+#include "whisperasr/gstwhisperasr.h"
+
+static gboolean plugin_init(GstPlugin* plugin) {
+  gboolean ok = GST_ELEMENT_REGISTER(whisperasr, plugin);
+  return ok;
+}
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, peft,
                   "Speech recognition and summarization with quantized models and LoRA/AdaLoRA adapters",

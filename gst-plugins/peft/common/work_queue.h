@@ -12,6 +12,7 @@
 
 #include <gst/gst.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -54,7 +55,23 @@ class WorkQueue {
     out.reserve(items_.size());
     for (Item& i : items_) out.push_back(std::move(i));
     items_.clear();
+    popped_.notify_all();
     return out;
+  }
+
+  // Backpressure for the streaming thread: waits until the sum of measure(data) over the
+  // queued data is below `limit`, the queue is flushing, or `timeout` passed. True when
+  // below the limit (or flushing).
+  template <class F>
+  bool wait_until_below(size_t limit, F&& measure, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return popped_.wait_for(lock, timeout, [&] {
+      if (flushing_) return true;
+      size_t total = 0;
+      for (const Item& i : items_)
+        if (!i.event) total += measure(i.data);
+      return total < limit;
+    });
   }
 
   // Flushing: pushes are refused, what is queued is dropped, a waiting pop returns.
@@ -63,6 +80,7 @@ class WorkQueue {
     flushing_ = flushing;
     if (flushing) items_.clear();
     cond_.notify_all();
+    popped_.notify_all();
   }
   bool flushing() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -84,7 +102,8 @@ class WorkQueue {
 
  private:
   mutable std::mutex mutex_;
-  std::condition_variable cond_;
+  std::condition_variable cond_;    // something was pushed, or flushing
+  std::condition_variable popped_;  // the queue was emptied, or flushing
   std::deque<Item> items_;
   bool flushing_ = true;  // until the element starts (READY -> PAUSED)
 };
