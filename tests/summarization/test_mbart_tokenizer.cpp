@@ -50,7 +50,8 @@ void check_strings(const text::Tokenizer& tok, const nlohmann::json& ref,
 
 // TextModel's input for the reference text and generate() as transformers ran it; the
 // forced first token comes from the model (config or target language), not the kwargs.
-void check_model(const TextModel& model, const nlohmann::json& ref, const std::string& input_key = "input_ids") {
+void check_model(const TextModel& model, const nlohmann::json& ref,
+                 const std::string& input_key = "input_ids") {
   const std::string text = ref.at("text").get<std::string>();
   BOOST_TEST(model.prompt("", text).ids == ref.at(input_key).get<Ids>());
   if (input_key != "input_ids") return;
@@ -161,7 +162,8 @@ BOOST_AUTO_TEST_CASE(bad_languages_and_missing_files_are_named) {
                        {"tokenizer.json", "unknown language code 'qq_QQ'"});
   peft_test::TempDir dir;
   fs::create_directory(dir.path() / "mbart");
-  for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer_config.json"})
+  for (const char* f :
+       {"config.json", "generation_config.json", "model.safetensors", "tokenizer_config.json"})
     fs::copy_file(fixture() / "cc25" / f, dir.path() / "mbart" / f);
   PEFT_CHECK_THROW_MSG(TextModel::load(dir.path() / "mbart"), NotFoundError, {"sentencepiece.bpe.model"});
 }

@@ -116,7 +116,8 @@ std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const Tex
         m->tokenizer_ = std::move(tok);
       }
       if (type != "mbart" && languages)
-        throw ValueError(path.string() + ": source and target languages are for MBart models; this is " + type);
+        throw ValueError(path.string() + ": source and target languages are for MBart models; this is " +
+                         type);
       const models::TextModelSpecials& sp = m->seq2seq_->specials();
       if (m->tokenizer_->vocab_size() > sp.vocab_size)
         throw ValueError(m->source_ + ": the tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) +
@@ -206,7 +207,8 @@ generation::GenerationResult TextModel::generate(const Prompt& prompt, generatio
     return generation::generate(*scorer, prompt.ids, options, tokenizer_.get());
   }
   const models::TextModelSpecials& sp = seq2seq_->specials();
-  if (!options.forced_bos_token_id) options.forced_bos_token_id = forced_bos_ ? forced_bos_ : sp.forced_bos_token_id;
+  if (!options.forced_bos_token_id)
+    options.forced_bos_token_id = forced_bos_ ? forced_bos_ : sp.forced_bos_token_id;
   if (!options.forced_eos_token_id) options.forced_eos_token_id = sp.forced_eos_token_id;
   const int64_t n = static_cast<int64_t>(prompt.ids.size());
   if (n > input_budget(0))

@@ -1,7 +1,10 @@
 // A summarizer's model with its tokenizer and prompt format, whatever the family:
 // instruction-tuned decoder-only models (Llama family: SmolLM2, Llama 3, Qwen2) get
 // the instruction and the text as a chat, in the model's own template; encoder-decoder
-// models (T5, BART, MBart) get the text as their input ("summarize: " first for T5).
+// models (T5, BART, MBart) get the text as their input ("summarize: " first for T5;
+// MBart's language code around it, and the summary's language code forced first).
+// Tokenizers: T5 spiece.model or tokenizer.json, BART tokenizer.json, MBart
+// sentencepiece.bpe.model or tokenizer.json (text::MBartTokenizer).
 // Immutable after loading; one TextModel serves concurrent summaries.
 //
 //   auto model = TextModel::load("models/default/smollm2-135m-instruct");
@@ -62,7 +65,8 @@ class TextModel {
   // architecture that is not supported, a missing tokenizer, ...
   static std::shared_ptr<const TextModel> load(const std::filesystem::path& path,
                                                const quant::QuantOptions& quant = {});
-  static std::shared_ptr<const TextModel> load(const std::filesystem::path& path, const TextModelOptions& options);
+  static std::shared_ptr<const TextModel> load(const std::filesystem::path& path,
+                                               const TextModelOptions& options);
 
   Kind kind() const { return kind_; }
   const std::string& source() const { return source_; }

@@ -31,7 +31,8 @@ InputTemplate read_template(const json& pp, const std::string& origin) {
       seen_sequence = true;
       continue;
     }
-    if (!item.contains("SpecialToken")) throw FormatError(origin, where, "neither a SpecialToken nor a Sequence");
+    if (!item.contains("SpecialToken"))
+      throw FormatError(origin, where, "neither a SpecialToken nor a Sequence");
     const auto name = io::json_get<std::string>(item["SpecialToken"], "id", origin + ": " + where);
     if (!table.contains(name))
       throw FormatError(origin, "post_processor.special_tokens", "no entry for \"" + name + "\"");
@@ -53,7 +54,8 @@ std::unique_ptr<HfUnigramTextTokenizer> HfUnigramTextTokenizer::load(const std::
   tok->source_ = file.path;
   tok->vocab_size_ = file.id_count();
   tok->template_ = read_template(file.post_processor, file.path);
-  for (const auto& [id, name] : {std::pair{&tok->bos_id, "<s>"}, {&tok->eos_id, "</s>"}, {&tok->pad_id, "<pad>"}})
+  for (const auto& [id, name] :
+       {std::pair{&tok->bos_id, "<s>"}, {&tok->eos_id, "</s>"}, {&tok->pad_id, "<pad>"}})
     *id = tok->unigram_.id_of(name);
   tok->unk_id = tok->unigram_.unk_id();
   for (const auto& [name, id] : tok->template_.before)

@@ -71,7 +71,7 @@ std::optional<std::string> string_field(const json& j, const char* key) {
 struct MBartTokenizer::Impl {
   // sentencepiece.bpe.model
   std::optional<SentencePieceTokenizer> sp;
-  int64_t pieces = 0;                                      // the .model's size, N
+  int64_t pieces = 0;                                     // the .model's size, N
   std::vector<std::pair<std::string, int64_t>> specials;  // added tokens, longest first
   int64_t mask_id = 0;
   // tokenizer.json
@@ -109,7 +109,8 @@ std::unique_ptr<MBartTokenizer> MBartTokenizer::load(const fs::path& dir, int64_
     const bool is50 = cls ? cls->rfind("MBart50", 0) == 0
                           : model_vocab_size == m.pieces + static_cast<int64_t>(kMBart50Codes.size()) + 2;
     tok->layout_ = is50 ? Layout::mbart50 : Layout::mbart;
-    tok->codes_.assign(kMBart50Codes.begin(), is50 ? kMBart50Codes.end() : kMBart50Codes.begin() + kMBartCodeCount);
+    tok->codes_.assign(kMBart50Codes.begin(),
+                       is50 ? kMBart50Codes.end() : kMBart50Codes.begin() + kMBartCodeCount);
     m.specials = {{"<s>", 0}, {"<pad>", 1}, {"</s>", 2}, {"<unk>", 3}};
     for (size_t i = 0; i < tok->codes_.size(); ++i) {
       m.code_ids[tok->codes_[i]] = m.pieces + static_cast<int64_t>(i) + 1;
@@ -169,7 +170,7 @@ std::unique_ptr<MBartTokenizer> MBartTokenizer::load(const fs::path& dir, int64_
       if (!template_code)
         throw FormatError(origin, "post_processor.single", "holds no language code (\"en_XX\"...)");
       tok->layout_ = std::find(m.before.begin(), m.before.end(), kLang) != m.before.end() ? Layout::mbart50
-                                                                                           : Layout::mbart;
+                                                                                          : Layout::mbart;
     } else {
       if (!tok->eos_id) throw FormatError(origin, "model.vocab", "has no \"</s>\"");
       tok->layout_ = cls && cls->rfind("MBart50", 0) == 0 ? Layout::mbart50 : Layout::mbart;

@@ -404,7 +404,7 @@ void HfUnigramTokenizer::Impl::pretokenize(const std::string& s, bool at_start,
 }
 
 std::vector<std::pair<std::string, int64_t>> HfUnigramTokenizer::Impl::encode(const std::string& raw,
-                                                                             bool specials) const {
+                                                                              bool specials) const {
   const std::string text = utf8_lossy(raw);
   std::vector<std::pair<std::string, int64_t>> out;
   // Added tokens that are not normalized are found first, in the raw text.
