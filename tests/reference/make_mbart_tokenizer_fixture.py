@@ -19,14 +19,16 @@ Writes, under tests/fixtures/text/mbart/:
               decoder_start_token_id 2 and forced_bos_token_id = ro_RO's id; float16 weights.
   m50/        MBart50Tokenizer (src_lang tokens </s>) on a unigram model, vocab 600, src_lang
               en_XX; no forced_bos_token_id in the config (the test sets the target language).
-  m50_fast/   the same model with only tokenizer.json (MBart50TokenizerFast converted from
-              m50's files with src_lang fr_XX, so its post_processor template holds fr_XX)
+  m50_fast/   only tokenizer.json (MBart50TokenizerFast converted from m50's files with
+              src_lang fr_XX, so its post_processor template holds fr_XX); the test puts it
+              beside m50's config.json, generation_config.json and model.safetensors
   t5_fast/    a tiny T5 whose tokenizer is only tokenizer.json; the test copies in
               tests/fixtures/text/sentencepiece/t5_tokenizer/tokenizer.json (not duplicated here)
   reference.json  per directory: ids of test strings (with and without the special-token
               layout; strings holding special tokens are parsed as transformers does), the
-              TextModel prompt ids for TEXT, and generate() ids (greedy; beam 2 with no_repeat_ngram_size 1; 10 new
-              tokens) and their text (decode with skip_special_tokens, no clean-up).
+              TextModel prompt ids for TEXT, and generate() ids (greedy; beam 2 with
+              no_repeat_ngram_size 1; 10 new tokens) and their text (decode with and without
+              skip_special_tokens, no clean-up).
 
 Usage (repository root): /tmp/peft-ref/bin/python tests/reference/make_mbart_tokenizer_fixture.py
 """
@@ -107,7 +109,9 @@ def generate(model, ids, decode, **extra):
         seq = r.sequences[0].tolist()
         gap = min(float((s[0].topk(2).values[0] - s[0].topk(2).values[1])) for s in r.scores)
         print("  ", kw, seq, "smallest top-2 gap %.4f" % gap)
-        out.append({"kwargs": {**kw, **extra}, "tokens": seq[1:], "text": decode(seq)})
+        out.append({"kwargs": {**kw, **extra}, "decoder_start_token_id": seq[0], "tokens": seq[1:],
+                    "text": decode(seq),
+                    "text_with_specials": decode(seq, False)})
     return out
 
 
@@ -135,7 +139,7 @@ def tokenizer_entry(tok, d, decode_tok=None):
     ids = tok(TEXT).input_ids
     return {"dir": os.path.basename(d), "vocab_size": len(tok), "strings": plain, "special_strings": special,
             "text": TEXT, "input_ids": ids,
-            "decode": lambda s: dec.decode(s, skip_special_tokens=True, clean_up_tokenization_spaces=False)}
+            "decode": lambda s, skip=True: dec.decode(s, skip_special_tokens=skip, clean_up_tokenization_spaces=False)}
 
 
 def main():
@@ -185,11 +189,8 @@ def main():
 
         # The same with only tokenizer.json (converted, src_lang fr_XX in its template).
         d = os.path.join(OUT, "m50_fast")
-        shutil.copytree(os.path.join(OUT, "m50"), d)
+        os.makedirs(d)
         fast = MBart50TokenizerFast.from_pretrained(os.path.join(OUT, "m50"), src_lang="fr_XX", from_slow=True)
-        for f in os.listdir(d):
-            if f not in ("config.json", "generation_config.json", "model.safetensors"):
-                os.remove(os.path.join(d, f))
         with tempfile.TemporaryDirectory() as t:
             fast.save_pretrained(t)
             shutil.copy(os.path.join(t, "tokenizer.json"), d)
