@@ -67,6 +67,7 @@ STRINGS = [
 SPECIAL_STRINGS = [
     "a <mask> b",
     "x  <mask>y",
+    "x\u2003\u3000<mask>\u2003y",  # whitespace that SentencePiece keeps, stripped before <mask>
     "en_XX ro_RO text de_DE</s>",
     "<s>start<unk> <pad>",
 ]
