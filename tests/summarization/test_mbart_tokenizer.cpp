@@ -185,3 +185,26 @@ BOOST_AUTO_TEST_CASE(bad_languages_and_missing_files_are_named) {
     fs::copy_file(fixture() / "cc25" / f, dir.path() / "mbart" / f);
   PEFT_CHECK_THROW_MSG(TextModel::load(dir.path() / "mbart"), NotFoundError, {"sentencepiece.bpe.model"});
 }
+
+BOOST_AUTO_TEST_CASE(layout_from_the_model_vocabulary_without_tokenizer_config) {
+  configure_runtime(0);
+  // Without tokenizer_config.json (and no tokenizer_class in config.json), MBart-50 is
+  // told from MBart by the model's vocabulary: N + 54 ids rather than N + 27.
+  for (const auto& [name, layout, codes] : {std::tuple{"cc25", MBartTokenizer::Layout::mbart, 25u},
+                                            std::tuple{"m50", MBartTokenizer::Layout::mbart50, 52u}}) {
+    peft_test::TempDir dir;
+    const fs::path d = dir.path() / name;
+    fs::create_directory(d);
+    for (const char* f :
+         {"config.json", "generation_config.json", "model.safetensors", "sentencepiece.bpe.model"})
+      fs::copy_file(fixture() / name / f, d / f);
+    const auto model = TextModel::load(d);
+    const auto& tok = mbart_tokenizer(*model);
+    BOOST_TEST((tok.layout() == layout), name);
+    BOOST_TEST(tok.language_codes().size() == codes, name);
+    BOOST_TEST(model->source_language() == "en_XX", name);
+    const auto& ref = reference().at(name);
+    BOOST_TEST(model->prompt("", ref.at("text").get<std::string>()).ids == ref.at("input_ids").get<Ids>(),
+               name);
+  }
+}
