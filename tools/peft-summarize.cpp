@@ -39,12 +39,18 @@ options:
                         Llama-family instruction model, or a Hugging Face directory
                         (config.json, *.safetensors) of one (llama, mistral, qwen2, with
                         tokenizer.json and a ChatML or Llama 3 chat template), of T5
-                        (with spiece.model) or of BART (with tokenizer.json) (default:
+                        (with spiece.model or tokenizer.json), of BART (with
+                        tokenizer.json) or of MBart / MBart-50 (with
+                        sentencepiece.bpe.model or tokenizer.json) (default:
                         $PEFT_MODELS_DIR/smollm2-135m-instruct, where PEFT_MODELS_DIR
                         defaults to the source tree's models/default)
   --quant TYPE          none (weights as stored, GGUF blocks included), f32 (dequantized),
                         int8, int4 or nf4 (default none)
   --group-size N        weights per scale for int4/nf4: 32, 64 or 128 (default 64)
+  --source-lang CODE    MBart only: the text's language code, e.g. en_XX, de_DE (default:
+                        the tokenizer's src_lang, else en_XX)
+  --target-lang CODE    MBart only: the summary's language code, forced as its first token
+                        (default: the model's forced_bos_token_id)
   --adapter DIR         a LoRA or AdaLoRA adapter in Hugging Face PEFT's files, trained on
                         this model; applied to every generation
   --instruction TEXT    what the model is asked to do with the text (default: the
@@ -79,7 +85,7 @@ struct Args {
   fs::path model;
   std::optional<fs::path> adapter;
   std::string input = "-";
-  quant::QuantOptions quant;
+  summarization::TextModelOptions load;
   summarization::SummaryOptions summary;
   bool stream = false;
   int threads = 0;
@@ -110,12 +116,16 @@ Args parse_args(int argc, char** argv) {
       a.adapter = fs::path(value());
     } else if (arg == "--quant") {
       try {
-        a.quant.type = quant::parse_quant_type(value());
+        a.load.quant.type = quant::parse_quant_type(value());
       } catch (const ValueError& e) {
         usage_error(e.what());
       }
     } else if (arg == "--group-size") {
-      a.quant.group_size = to_number<int64_t>(arg, value());
+      a.load.quant.group_size = to_number<int64_t>(arg, value());
+    } else if (arg == "--source-lang") {
+      a.load.source_language = value();
+    } else if (arg == "--target-lang") {
+      a.load.target_language = value();
     } else if (arg == "--instruction") {
       a.summary.instruction = value();
     } else if (arg == "--max-new-tokens") {
@@ -163,7 +173,7 @@ Args parse_args(int argc, char** argv) {
   }
   try {
     a.summary.generation.validate();
-    if (a.quant.type != quant::QuantType::none) a.quant.validate();
+    if (a.load.quant.type != quant::QuantType::none) a.load.quant.validate();
   } catch (const ValueError& e) {
     usage_error(e.what());
   }
@@ -190,7 +200,7 @@ int main(int argc, char** argv) {
   try {
     configure_runtime(args.threads);
     const std::string text = read_input(args.input);
-    const auto model = summarization::TextModel::load(args.model, args.quant);
+    const auto model = summarization::TextModel::load(args.model, args.load);
     std::shared_ptr<const adapters::BoundAdapter> adapter;
     if (args.adapter) adapter = model->bind(adapters::PeftAdapter::load(*args.adapter));
     summarization::SummaryOptions options = args.summary;

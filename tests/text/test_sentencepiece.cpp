@@ -387,9 +387,9 @@ BOOST_AUTO_TEST_CASE(hf_tokenizer_json_outside_the_converters_shapes_is_refused)
   PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
                        {"precompiled_charsmap", "short"});
   bad = j;
-  bad["added_tokens"][1]["lstrip"] = true;
+  bad["added_tokens"][1]["single_word"] = true;
   PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,
-                       {"added_tokens[1]", "lstrip"});
+                       {"added_tokens[1]", "single_word"});
   bad = j;
   bad["pre_tokenizer"]["prepend_scheme"] = "sometimes";
   PEFT_CHECK_THROW_MSG(HfUnigramTokenizer::load(write(bad)), peft::FormatError,

@@ -36,7 +36,7 @@ BOOST_AUTO_TEST_CASE(help_documents_every_option) {
         "--length-penalty",  "--early-stopping", "--sample",         "--temperature",
         "--top-k",           "--top-p",          "--seed",           "--repetition-penalty",
         "--no-repeat-ngram", "--stop",           "--chunk-tokens",   "--overlap-tokens",
-        "--stream",          "--threads"})
+        "--stream",          "--threads",        "--source-lang",    "--target-lang"})
     BOOST_CHECK_MESSAGE(r.out.find(std::string("\n  ") + option + " ") != std::string::npos,
                         option << " is not documented by --help");
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "peft/adapters/bound_adapter.h"
 #include "peft/error.h"
@@ -13,6 +14,8 @@
 #include "peft/models/llama.h"
 #include "peft/models/t5.h"
 #include "peft/text/bpe_tokenizer.h"
+#include "peft/text/hf_unigram_text_tokenizer.h"
+#include "peft/text/mbart_tokenizer.h"
 #include "peft/text/sentencepiece_text_tokenizer.h"
 
 namespace peft::summarization {
@@ -46,7 +49,15 @@ std::optional<fs::path> gguf_file(const fs::path& path) {
 }  // namespace
 
 std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const quant::QuantOptions& quant) {
+  TextModelOptions options;
+  options.quant = quant;
+  return load(path, options);
+}
+
+std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const TextModelOptions& options) {
+  const quant::QuantOptions& quant = options.quant;
   if (!fs::exists(path)) throw NotFoundError(path.string() + ": no such model file or directory");
+  const bool languages = !options.source_language.empty() || !options.target_language.empty();
   auto m = std::shared_ptr<TextModel>(new TextModel());
   m->source_ = path.string();
   if (const auto gguf = gguf_file(path)) {
@@ -66,21 +77,47 @@ std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const qua
       m->tokenizer_ = text::BpeTokenizer::from_hf_dir(path);
       if (fs::exists(path / "generation_config.json"))
         m->eos_ids_ = io::read_hf_generation_config(path / "generation_config.json").eos_token_ids;
-    } else if (type == "t5" || type == "bart") {
+    } else if (type == "t5" || type == "bart" || type == "mbart") {
       m->kind_ = Kind::encoder_decoder;
       if (type == "t5") {
         m->seq2seq_ = models::T5Model::load(path, quant);
-        if (!fs::exists(path / "spiece.model"))
-          throw NotFoundError(path.string() + ": no spiece.model (T5's SentencePiece model)");
-        m->tokenizer_ = text::SentencePieceTextTokenizer::load(path / "spiece.model");
-        m->tokenizer_->add_eos = true;  // T5's tokenizer ends every input with </s>
-      } else {
+        if (fs::exists(path / "spiece.model")) {
+          m->tokenizer_ = text::SentencePieceTextTokenizer::load(path / "spiece.model");
+          m->tokenizer_->add_eos = true;  // T5's tokenizer ends every input with </s>
+        } else if (fs::exists(path / "tokenizer.json")) {
+          auto tok = text::HfUnigramTextTokenizer::load(path / "tokenizer.json");
+          // The fast tokenizer's post-processor ("$A </s>"); without one, T5's </s>.
+          tok->add_eos = !tok->input_template().present;
+          for (const auto& [name, id] : tok->input_template().before) m->input_before_.push_back(id);
+          for (const auto& [name, id] : tok->input_template().after) m->input_after_.push_back(id);
+          m->tokenizer_ = std::move(tok);
+        } else {
+          throw NotFoundError(path.string() +
+                              ": no spiece.model (T5's SentencePiece model) and no tokenizer.json");
+        }
+      } else if (type == "bart") {
         m->seq2seq_ = models::BartModel::load(path, quant);
         if (!fs::exists(path / "tokenizer.json"))
           throw NotFoundError(path.string() + ": no tokenizer.json (BART's byte-level BPE)");
         m->tokenizer_ = text::BpeTokenizer::from_hf_dir(path);
         m->tokenizer_->add_bos = m->tokenizer_->add_eos = true;  // <s> text </s>, as its post-processor
+      } else {
+        m->seq2seq_ = models::BartModel::load(path, quant);
+        auto tok = text::MBartTokenizer::load(path, m->seq2seq_->specials().vocab_size);
+        m->source_language_ =
+            options.source_language.empty() ? tok->default_source_language() : options.source_language;
+        std::tie(m->input_before_, m->input_after_) = tok->around(m->source_language_);
+        if (!options.target_language.empty()) {
+          m->target_language_ = options.target_language;
+        } else if (!m->seq2seq_->specials().forced_bos_token_id && tok->default_target_language()) {
+          m->target_language_ = *tok->default_target_language();
+        }
+        if (!m->target_language_.empty()) m->forced_bos_ = tok->language_id(m->target_language_);
+        m->tokenizer_ = std::move(tok);
       }
+      if (type != "mbart" && languages)
+        throw ValueError(path.string() + ": source and target languages are for MBart models; this is " +
+                         type);
       const models::TextModelSpecials& sp = m->seq2seq_->specials();
       if (m->tokenizer_->vocab_size() > sp.vocab_size)
         throw ValueError(m->source_ + ": the tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) +
@@ -89,14 +126,18 @@ std::shared_ptr<const TextModel> TextModel::load(const fs::path& path, const qua
         throw ValueError(m->source_ + ": the tokenizer has no end-of-sequence token");
       if (m->tokenizer_->add_bos && !m->tokenizer_->bos_id)
         throw ValueError(m->source_ + ": the tokenizer has no beginning-of-sequence token");
+      if (m->tokenizer_->add_bos) m->input_before_.insert(m->input_before_.begin(), *m->tokenizer_->bos_id);
+      if (m->tokenizer_->add_eos) m->input_after_.push_back(*m->tokenizer_->eos_id);
       m->eos_ids_ = sp.eos_token_ids;
       return m;
     } else {
       throw ValueError(path.string() + "/config.json: model_type '" + type +
-                       "' is not a supported summarizer (llama, mistral, qwen2, t5, bart; MBart's tokenizer "
-                       "is not read yet)");
+                       "' is not a supported summarizer (llama, mistral, qwen2, t5, bart, mbart)");
     }
   }
+  if (languages)
+    throw ValueError(path.string() + ": source and target languages are for MBart models; this is " +
+                     m->llama_->config().architecture);
   if (m->tokenizer_->vocab_size() > m->llama_->config().vocab_size)
     throw ValueError(m->source_ + ": the tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) +
                      " tokens, more than the model's " + std::to_string(m->llama_->config().vocab_size));
@@ -133,11 +174,10 @@ Prompt TextModel::prompt(const std::string& given_instruction, const std::string
       input = given_instruction + " " + text;
     else if (architecture() == "t5")
       input = "summarize: " + text;
-    std::vector<int64_t> ids;
-    if (tokenizer_->add_bos) ids.push_back(*tokenizer_->bos_id);
+    std::vector<int64_t> ids = input_before_;
     const std::vector<int64_t> body = tokenizer_->encode(input, false);
     ids.insert(ids.end(), body.begin(), body.end());
-    if (tokenizer_->add_eos) ids.push_back(*tokenizer_->eos_id);
+    ids.insert(ids.end(), input_after_.begin(), input_after_.end());
     return {ids};
   }
   const std::string& instruction =
@@ -167,7 +207,8 @@ generation::GenerationResult TextModel::generate(const Prompt& prompt, generatio
     return generation::generate(*scorer, prompt.ids, options, tokenizer_.get());
   }
   const models::TextModelSpecials& sp = seq2seq_->specials();
-  if (!options.forced_bos_token_id) options.forced_bos_token_id = sp.forced_bos_token_id;
+  if (!options.forced_bos_token_id)
+    options.forced_bos_token_id = forced_bos_ ? forced_bos_ : sp.forced_bos_token_id;
   if (!options.forced_eos_token_id) options.forced_eos_token_id = sp.forced_eos_token_id;
   const int64_t n = static_cast<int64_t>(prompt.ids.size());
   if (n > input_budget(0))

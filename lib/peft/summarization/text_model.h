@@ -1,7 +1,10 @@
 // A summarizer's model with its tokenizer and prompt format, whatever the family:
 // instruction-tuned decoder-only models (Llama family: SmolLM2, Llama 3, Qwen2) get
 // the instruction and the text as a chat, in the model's own template; encoder-decoder
-// models (T5, BART, MBart) get the text as their input ("summarize: " first for T5).
+// models (T5, BART, MBart) get the text as their input ("summarize: " first for T5;
+// MBart's language code around it, and the summary's language code forced first).
+// Tokenizers: T5 spiece.model or tokenizer.json, BART tokenizer.json, MBart
+// sentencepiece.bpe.model or tokenizer.json (text::MBartTokenizer).
 // Immutable after loading; one TextModel serves concurrent summaries.
 //
 //   auto model = TextModel::load("models/default/smollm2-135m-instruct");
@@ -10,6 +13,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +43,19 @@ struct Prompt {
   std::vector<int64_t> ids;  // decoder-only: the whole chat; encoder-decoder: the encoder input
 };
 
+// How to load a model.
+struct TextModelOptions {
+  quant::QuantOptions quant;
+  // MBart / MBart-50 only, language codes such as "en_XX", "de_DE". source_language: the
+  // text's, whose code goes into the encoder input (default: tokenizer_config.json's
+  // src_lang, else the code tokenizer.json's template holds, else "en_XX");
+  // target_language: the summary's, forced as the first generated token (default: the
+  // checkpoint's forced_bos_token_id, else tokenizer_config.json's tgt_lang, else none).
+  // load() throws ValueError naming a code the tokenizer does not know, or a language
+  // given for a model that has none.
+  std::string source_language, target_language;
+};
+
 class TextModel {
  public:
   enum class Kind { decoder_only, encoder_decoder };
@@ -48,11 +65,17 @@ class TextModel {
   // architecture that is not supported, a missing tokenizer, ...
   static std::shared_ptr<const TextModel> load(const std::filesystem::path& path,
                                                const quant::QuantOptions& quant = {});
+  static std::shared_ptr<const TextModel> load(const std::filesystem::path& path,
+                                               const TextModelOptions& options);
 
   Kind kind() const { return kind_; }
   const std::string& source() const { return source_; }
   std::string architecture() const;
   const text::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // MBart: the language codes in use (see TextModelOptions); empty for other models and
+  // for a target left to the checkpoint's forced_bos_token_id.
+  const std::string& source_language() const { return source_language_; }
+  const std::string& target_language() const { return target_language_; }
   int64_t weight_bytes() const;
 
   // Tokens a prompt may hold with room left for `max_new_tokens` (decoder-only: the
@@ -62,7 +85,8 @@ class TextModel {
   // The prompt for `instruction` applied to `text` (decoder-only: a user message
   // "instruction\n\ntext" in the chat template, kDefaultChatInstruction when empty; T5:
   // "summarize: text" when empty, else "instruction text", then </s>; BART:
-  // <s> [instruction] text </s>).
+  // <s> [instruction] text </s>; MBart: [instruction] text </s> src_lang_code; MBart-50:
+  // src_lang_code [instruction] text </s>).
   Prompt prompt(const std::string& instruction, const std::string& text) const;
   // Tokens of the prompt around an empty text: what each chunk costs besides itself.
   int64_t prompt_overhead(const std::string& instruction) const;
@@ -86,6 +110,11 @@ class TextModel {
   std::unique_ptr<text::Tokenizer> tokenizer_;
   text::ChatTemplate chat_;  // decoder-only
   std::vector<int64_t> eos_ids_;
+  // Encoder-decoder: the special tokens around the input's text, and the first generated
+  // token (MBart's target language) when the caller's options name none.
+  std::vector<int64_t> input_before_, input_after_;
+  std::optional<int64_t> forced_bos_;
+  std::string source_language_, target_language_;
 };
 
 }  // namespace peft::summarization

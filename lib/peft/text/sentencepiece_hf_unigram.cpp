@@ -121,16 +121,26 @@ struct HfUnigramTokenizer::Impl {
   std::string decoder_replacement = "\xE2\x96\x81";
   Prepend decoder_prepend = Prepend::kAlways;
 
-  SentencePieceTrie added;  // content -> id
+  // Added tokens: content -> id, matched in the raw text (normalized: false) or in the
+  // normalized text (normalized: true, their content normalized too), as tokenizers'
+  // AddedVocabulary does.
+  SentencePieceTrie added, added_normalized;
   std::unordered_map<int64_t, std::string> added_by_id;
-  std::unordered_set<int64_t> special_ids;
+  std::unordered_set<int64_t> special_ids, lstrip_ids, rstrip_ids;
+  struct Match {
+    size_t begin, end;
+    int64_t id;
+  };
+  std::vector<Match> find_added(const std::string& text, const SentencePieceTrie& trie, bool specials) const;
+  void pretokenize(const std::string& normalized, bool at_start,
+                   std::vector<std::pair<std::string, int64_t>>& out) const;
 
   std::string normalize(const std::string& s) const;
   std::string precompiled(const std::string& s) const;
   void unigram(std::string_view word, std::vector<std::pair<std::string, int64_t>>& out) const;
-  void segment(const std::string& text, bool at_start,
+  void segment(const std::string& text, bool at_start, bool specials,
                std::vector<std::pair<std::string, int64_t>>& out) const;
-  std::vector<std::pair<std::string, int64_t>> encode(const std::string& text) const;
+  std::vector<std::pair<std::string, int64_t>> encode(const std::string& text, bool specials) const;
 };
 
 // spm_precompiled's normalize_string: a grapheme shorter than 6 bytes is replaced whole
@@ -302,10 +312,60 @@ void HfUnigramTokenizer::Impl::unigram(std::string_view word,
   }
 }
 
-// One stretch of text between added tokens: normalizer, Metaspace pre-tokenizer, model.
-void HfUnigramTokenizer::Impl::segment(const std::string& text, bool at_start,
+// Added tokens in `text`, leftmost then longest; with lstrip / rstrip a match takes in
+// the whitespace before / after it (not before the previous match). Special tokens are
+// skipped over without a match unless `specials` (tokenizers' encode_special_tokens off).
+std::vector<HfUnigramTokenizer::Impl::Match> HfUnigramTokenizer::Impl::find_added(
+    const std::string& text, const SentencePieceTrie& trie, bool specials) const {
+  std::vector<Match> found;
+  if (trie.empty()) return found;
+  size_t previous_end = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t len = trie.longest_prefix(std::string_view(text).substr(pos));
+    if (len == 0) {
+      ++pos;
+      continue;
+    }
+    Match m{pos, pos + len, trie.find(std::string_view(text).substr(pos, len))};
+    pos += len;
+    if (!specials && special_ids.count(m.id)) continue;
+    if (lstrip_ids.count(m.id))
+      while (m.begin > previous_end) {
+        size_t b = m.begin - 1, n = 1;
+        while (b > previous_end && (static_cast<uint8_t>(text[b]) & 0xC0) == 0x80) --b;
+        const int32_t cp = utf8_next(text, b, n);
+        if (cp < 0 || b + n != m.begin || !is_whitespace(cp)) break;
+        m.begin = b;
+      }
+    if (rstrip_ids.count(m.id))
+      for (size_t n = 1; m.end < text.size(); m.end += n) {
+        const int32_t cp = utf8_next(text, m.end, n);
+        if (cp < 0 || !is_whitespace(cp)) break;
+      }
+    pos = m.end;
+    previous_end = m.end;
+    found.push_back(m);
+  }
+  return found;
+}
+
+// One stretch of raw text between added tokens: normalizer, then the normalized added
+// tokens, then the pre-tokenizer and model on what lies between them.
+void HfUnigramTokenizer::Impl::segment(const std::string& text, bool at_start, bool specials,
                                        std::vector<std::pair<std::string, int64_t>>& out) const {
-  std::string s = normalize(text);
+  const std::string s = normalize(text);
+  size_t start = 0;
+  for (const Match& m : find_added(s, added_normalized, specials)) {
+    if (m.begin > start) pretokenize(s.substr(start, m.begin - start), at_start && start == 0, out);
+    out.emplace_back(added_by_id.at(m.id), m.id);
+    start = m.end;
+  }
+  if (start < s.size()) pretokenize(s.substr(start), at_start && start == 0, out);
+}
+
+// Normalized text without added tokens: Metaspace pre-tokenizer, model.
+void HfUnigramTokenizer::Impl::pretokenize(const std::string& s, bool at_start,
+                                           std::vector<std::pair<std::string, int64_t>>& out) const {
   if (!metaspace) return unigram(s, out);
   std::string spaced;
   for (const char c : s) {
@@ -343,24 +403,18 @@ void HfUnigramTokenizer::Impl::segment(const std::string& text, bool at_start,
     unigram(std::string_view(spaced).substr(it->first, it->second - it->first), out);
 }
 
-std::vector<std::pair<std::string, int64_t>> HfUnigramTokenizer::Impl::encode(const std::string& raw) const {
+std::vector<std::pair<std::string, int64_t>> HfUnigramTokenizer::Impl::encode(const std::string& raw,
+                                                                              bool specials) const {
   const std::string text = utf8_lossy(raw);
   std::vector<std::pair<std::string, int64_t>> out;
-  // Added tokens are found first, leftmost then longest, in the raw text.
+  // Added tokens that are not normalized are found first, in the raw text.
   size_t start = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t len = added.empty() ? 0 : added.longest_prefix(std::string_view(text).substr(pos));
-    if (len == 0) {
-      ++pos;
-      continue;
-    }
-    if (pos > start) segment(text.substr(start, pos - start), start == 0, out);
-    const std::string content = text.substr(pos, len);
-    out.emplace_back(content, added.find(content));
-    pos += len;
-    start = pos;
+  for (const Match& m : find_added(text, added, specials)) {
+    if (m.begin > start) segment(text.substr(start, m.begin - start), start == 0, specials, out);
+    out.emplace_back(added_by_id.at(m.id), m.id);
+    start = m.end;
   }
-  if (start < text.size()) segment(text.substr(start), start == 0, out);
+  if (start < text.size()) segment(text.substr(start), start == 0, specials, out);
   return out;
 }
 
@@ -451,39 +505,52 @@ HfUnigramTokenizer HfUnigramTokenizer::load(const std::filesystem::path& path) {
     impl->decoder_prepend = read_prepend(d, origin, "decoder");
   }
 
-  // Added tokens: only the plain kind the converters write (matched in the raw text).
+  // Added tokens: normalized, lstrip and rstrip as the converters write them (MBart's
+  // <mask> is lstrip + normalized); single_word is refused.
   const json& added = raw.value("added_tokens", json::array());
-  std::vector<std::pair<std::string_view, int32_t>> added_entries;
+  std::vector<std::string> normalized_contents;
+  normalized_contents.reserve(file.added_tokens.size());
+  std::vector<std::pair<std::string_view, int32_t>> raw_entries, normalized_entries;
   for (size_t i = 0; i < file.added_tokens.size(); ++i) {
     const auto& t = file.added_tokens[i];
     const std::string where = "added_tokens[" + std::to_string(i) + "]";
-    if (i < added.size())
-      for (const char* flag : {"normalized", "lstrip", "rstrip", "single_word"})
-        if (added[i].value(flag, false))
-          throw FormatError(origin, where, std::string("\"") + flag + "\": true is not supported");
+    const json& a = i < added.size() ? added[i] : json::object();
+    if (a.value("single_word", false))
+      throw FormatError(origin, where, "\"single_word\": true is not supported");
     if (t.content.empty()) throw FormatError(origin, where, "empty content");
-    added_entries.emplace_back(t.content, static_cast<int32_t>(t.id));
     impl->added_by_id[t.id] = t.content;
     if (t.special) impl->special_ids.insert(t.id);
+    if (a.value("lstrip", false)) impl->lstrip_ids.insert(t.id);
+    if (a.value("rstrip", false)) impl->rstrip_ids.insert(t.id);
+    if (a.value("normalized", false)) {
+      normalized_contents.push_back(impl->normalize(t.content));
+      if (!normalized_contents.back().empty())
+        normalized_entries.emplace_back(normalized_contents.back(), static_cast<int32_t>(t.id));
+    } else {
+      raw_entries.emplace_back(t.content, static_cast<int32_t>(t.id));
+    }
   }
-  impl->added = SentencePieceTrie(std::move(added_entries));
+  impl->added = SentencePieceTrie(std::move(raw_entries));
+  impl->added_normalized = SentencePieceTrie(std::move(normalized_entries));
 
   HfUnigramTokenizer tok;
   tok.impl_ = std::move(impl);
   return tok;
 }
 
-std::vector<int64_t> HfUnigramTokenizer::encode(const std::string& text) const {
+std::vector<int64_t> HfUnigramTokenizer::encode(const std::string& text, bool specials) const {
   std::vector<int64_t> ids;
-  for (const auto& t : impl_->encode(text)) ids.push_back(t.second);
+  for (const auto& t : impl_->encode(text, specials)) ids.push_back(t.second);
   return ids;
 }
 
-std::vector<std::string> HfUnigramTokenizer::encode_tokens(const std::string& text) const {
+std::vector<std::string> HfUnigramTokenizer::encode_tokens(const std::string& text, bool specials) const {
   std::vector<std::string> tokens;
-  for (auto& t : impl_->encode(text)) tokens.push_back(std::move(t.first));
+  for (auto& t : impl_->encode(text, specials)) tokens.push_back(std::move(t.first));
   return tokens;
 }
+
+bool HfUnigramTokenizer::is_special(int64_t id) const { return impl_->special_ids.count(id) > 0; }
 
 std::string HfUnigramTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   const Impl& m = *impl_;

@@ -27,9 +27,12 @@ class HfUnigramTokenizer {
 
   // Text -> ids without special tokens added (the post-processor's "</s>" is the
   // caller's). Invalid UTF-8 is first repaired with U+FFFD, as Python's str would need.
+  // Added tokens are matched as tokenizers does (in the raw or the normalized text, with
+  // their lstrip / rstrip); special ones only with `specials` (false: tokenizers'
+  // encode_special_tokens, the text of "</s>" is ordinary text).
   // Const and thread-safe, like everything here.
-  std::vector<int64_t> encode(const std::string& text) const;
-  std::vector<std::string> encode_tokens(const std::string& text) const;
+  std::vector<int64_t> encode(const std::string& text, bool specials = true) const;
+  std::vector<std::string> encode_tokens(const std::string& text, bool specials = true) const;
 
   // tokenizers' decode: special added tokens dropped when asked, the rest through the
   // Metaspace decoder ("▁" -> " ", none at the start of the first token).
@@ -39,6 +42,7 @@ class HfUnigramTokenizer {
   std::optional<int64_t> id_of(const std::string& token) const;
   const std::string& token(int64_t id) const;  // ValueError out of range
   std::optional<int64_t> unk_id() const;
+  bool is_special(int64_t id) const;  // an added token marked special
 
  private:
   struct Impl;
