@@ -11,6 +11,7 @@
 #include "peft/error.h"
 #include "peft/io/half.h"
 #include "peft/ops/few_rows_linear.h"
+#include "peft/ops/int_dot_linear.h"
 
 #include "peft/ops/row_kernel.h"
 
@@ -202,6 +203,10 @@ at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, co
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* xp = x2.data_ptr<float>();
   float* yp = y.data_ptr<float>();
+  if (!w.float_activations && int_dot_supported(w)) {
+    int_dot_linear(w, xp, m_rows, bp, yp);
+    return y.view(out_shape);
+  }
   with_source(w, [&](const auto& src) { row_kernel::run(xp, m_rows, w.k, src, w.n, bp, yp); });
   return y.view(out_shape);
 }

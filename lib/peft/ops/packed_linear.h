@@ -3,9 +3,10 @@
 // NF4: a 16-entry table maps each code to a float), and ggml's Q4_0 / Q4_1 / Q8_0
 // blocks as GGUF stores them.
 //
-// few_rows_linear_packed streams the compressed W once and widens each 8-value slice to
-// float32 in registers (AVX2), computing every x row against it while it is in cache:
-// decoder steps have a handful of rows and are bound by the bytes of W they read, so
+// few_rows_linear_packed streams the compressed W once, computing every x row against it
+// while it is in cache: 8-bit integer dot products against x quantized per 32-value block
+// where the format allows (int_dot_linear.h), else each 8-value slice widened to float32
+// in registers (AVX2). Decoder steps have a handful of rows and are bound by the bytes of W they read, so
 // reading 1 or 0.5 byte per weight instead of 2 or 4 is the point. For many rows the
 // arithmetic dominates: dequantize_packed + BLAS (quant/*.cpp) is faster there.
 #pragma once
@@ -34,6 +35,11 @@ struct PackedWeight {
   const float* group_scale = nullptr;  // kNibbleGroups: [n, k / group]
   int64_t group = 0;                   // kNibbleGroups: 32, 64 or 128
   const float* lut = nullptr;          // kNibbleGroups: 16 floats
+  // Few-rows products widen W to float and multiply float x (exact products) instead of
+  // quantizing x to 8 bits per 32-value block for integer dot products (ggml's way for
+  // its blocks, several times faster: int_dot_linear.h). The integer path is taken for
+  // the ggml blocks, int8 rows and int4 groups when k is whole blocks of 32, unless set.
+  bool float_activations = false;
 };
 
 // x float32 [..., k] -> float32 [..., n]; bias float32 [n] or undefined. k must be a
