@@ -32,8 +32,9 @@ constexpr int64_t kGrain = 128;
 struct Activations {
   int64_t rows = 0, k = 0, blocks = 0;
   std::vector<int16_t> q;  // [rows, k]
-  std::vector<float> d;    // [rows, blocks]
-  std::vector<float> ds;   // [rows, blocks]: d * sum(q)
+  std::vector<float> dds;  // [rows, blocks, 2]: d, then d * sum(q)
+  float d(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b)]; }
+  float ds(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b) + 1]; }
 };
 
 void quantize_scalar(const float* x, int64_t n, int16_t* q, float& d, float& ds) {
@@ -85,8 +86,7 @@ void quantize_activations(const float* x, int64_t rows, int64_t k, bool interlea
   a.k = k;
   a.blocks = k / kBlock;
   a.q.resize(static_cast<size_t>(rows * k));
-  a.d.resize(static_cast<size_t>(rows * a.blocks));
-  a.ds.resize(a.d.size());
+  a.dds.resize(static_cast<size_t>(rows * a.blocks * 2));
   float tmp[kBlock];
 #ifdef PEFT_X86
   const bool fast = few_rows_linear_vectorized();
@@ -102,8 +102,8 @@ void quantize_activations(const float* x, int64_t rows, int64_t k, bool interlea
         src = tmp;
       }
       int16_t* q = a.q.data() + r * k + b * kBlock;
-      float& d = a.d[r * a.blocks + b];
-      float& ds = a.ds[r * a.blocks + b];
+      float& d = a.dds[2 * (r * a.blocks + b)];
+      float& ds = a.dds[2 * (r * a.blocks + b) + 1];
 #ifdef PEFT_X86
       if (fast) {
         quantize_block_avx2(src, q, d, ds);
@@ -139,7 +139,7 @@ PEFT_AVX2 inline void bytes(const int8_t* p, __m256i& lo, __m256i& hi) {
 // with activation j of the block (in the activation's order), scale(r, b) the factor of
 // d * sum(code * q), offset(r, b) the factor of d * sum(q) (kOffset: not always 0), and
 // row_scale(r) applied to the whole dot product; load32(r, b, lo, hi) the 32 codes as
-// int16 (AVX2), scale_fast / offset_fast the same factors with F16C.
+// int16 (AVX2), scales(r, b) [scale, offset, 0, 0] (AVX2 and F16C).
 
 template <PackedFormat F>
 struct GgufSource {
@@ -152,6 +152,7 @@ struct GgufSource {
   const uint8_t* p;
   int64_t row_bytes;
   const uint8_t* block(int64_t r, int64_t b) const { return p + r * row_bytes + b * kBlockBytes; }
+  const void* addr(int64_t r, int64_t b) const { return block(r, b); }
   int code(int64_t r, int64_t b, int j) const {
     const uint8_t* qs = block(r, b) + kCodes;
     if constexpr (F == PackedFormat::kGgufQ8_0) return static_cast<int8_t>(qs[j]);
@@ -165,16 +166,19 @@ struct GgufSource {
   }
   float row_scale(int64_t) const { return 1.0f; }
 #ifdef PEFT_X86
-  PEFT_AVX2 static float h(const uint8_t* b) {
-    uint16_t v;
-    std::memcpy(&v, b, 2);
-    return _cvtsh_ss(v);
-  }
-  PEFT_AVX2 float scale_fast(int64_t r, int64_t b) const { return h(block(r, b)); }
-  PEFT_AVX2 float offset_fast(int64_t r, int64_t b) const {
-    if constexpr (F == PackedFormat::kGgufQ4_0) return -8.0f * h(block(r, b));
-    if constexpr (F == PackedFormat::kGgufQ4_1) return h(block(r, b) + 2);
-    return 0.0f;
+  // [scale, offset factor, 0, 0]
+  PEFT_AVX2 __m128 scales(int64_t r, int64_t b) const {
+    if constexpr (F == PackedFormat::kGgufQ4_1) {
+      uint32_t dm;
+      std::memcpy(&dm, block(r, b), 4);
+      return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dm)));
+    }
+    uint16_t d;
+    std::memcpy(&d, block(r, b), 2);
+    const __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128(d));
+    if constexpr (F == PackedFormat::kGgufQ4_0)
+      return _mm_mul_ps(_mm_shuffle_ps(v, v, 0), _mm_setr_ps(1, -8, 0, 0));
+    return v;
   }
   PEFT_AVX2 void load32(int64_t r, int64_t b, __m256i& lo, __m256i& hi) const {
     const uint8_t* qs = block(r, b) + kCodes;
@@ -193,12 +197,12 @@ struct Int8Source {
   int64_t k;
   const float* rs;
   int code(int64_t r, int64_t b, int j) const { return q[r * k + b * kBlock + j]; }
+  const void* addr(int64_t r, int64_t b) const { return q + r * k + b * kBlock; }
   float scale(int64_t, int64_t) const { return 1.0f; }
   float offset(int64_t, int64_t) const { return 0.0f; }
   float row_scale(int64_t r) const { return rs[r]; }
 #ifdef PEFT_X86
-  float scale_fast(int64_t, int64_t) const { return 1.0f; }
-  float offset_fast(int64_t, int64_t) const { return 0.0f; }
+  PEFT_AVX2 __m128 scales(int64_t, int64_t) const { return _mm_setr_ps(1, 0, 0, 0); }
   PEFT_AVX2 void load32(int64_t r, int64_t b, __m256i& lo, __m256i& hi) const {
     bytes(q + r * k + b * kBlock, lo, hi);
   }
@@ -215,6 +219,7 @@ struct Int4Source {
   int64_t k;
   const float* gs;  // [n, k / group]
   int shift;        // log2(group / 32)
+  const void* addr(int64_t r, int64_t b) const { return p + r * (k / 2) + b * 16; }
   int code(int64_t r, int64_t b, int j) const {
     const uint8_t byte = p[r * (k / 2) + b * 16 + (j & 15)];
     return j < 16 ? byte & 15 : byte >> 4;
@@ -223,8 +228,9 @@ struct Int4Source {
   float offset(int64_t r, int64_t b) const { return -8.0f * scale(r, b); }
   float row_scale(int64_t) const { return 1.0f; }
 #ifdef PEFT_X86
-  float scale_fast(int64_t r, int64_t b) const { return scale(r, b); }
-  float offset_fast(int64_t r, int64_t b) const { return offset(r, b); }
+  PEFT_AVX2 __m128 scales(int64_t r, int64_t b) const {
+    return _mm_mul_ps(_mm_set1_ps(scale(r, b)), _mm_setr_ps(1, -8, 0, 0));
+  }
   PEFT_AVX2 void load32(int64_t r, int64_t b, __m256i& lo, __m256i& hi) const {
     nibbles(p + r * (k / 2) + b * 16, lo, hi);
   }
@@ -241,8 +247,8 @@ void rows_portable(const Activations& a, const S& w, int64_t n0, int64_t n1, con
         const int16_t* q = a.q.data() + i * a.k + b * kBlock;
         int32_t sum = 0;
         for (int c = 0; c < kBlock; ++c) sum += w.code(j, b, c) * q[c];
-        acc += w.scale(j, b) * a.d[i * a.blocks + b] * static_cast<float>(sum);
-        if constexpr (S::kOffset) acc += w.offset(j, b) * a.ds[i * a.blocks + b];
+        acc += w.scale(j, b) * a.d(i, b) * static_cast<float>(sum);
+        if constexpr (S::kOffset) acc += w.offset(j, b) * a.ds(i, b);
       }
       y[i * n + j] = acc * w.row_scale(j) + (bias ? bias[j] : 0.0f);
     }
@@ -263,45 +269,46 @@ template <int XR, class S>
 PEFT_AVX2 void block_avx2(const Activations& a, int64_t i0, const S& w, const int64_t* wr, int64_t w_rows,
                           float* out, int64_t out_stride) {
   __m256 acc[XR][4];
-  float off[XR][4];
+  __m128 off[XR][4];  // lane 1: the offset terms
 #pragma GCC unroll 4
   for (int i = 0; i < XR; ++i)
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
       acc[i][r] = _mm256_setzero_ps();
-      off[i][r] = 0;
+      off[i][r] = _mm_setzero_ps();
     }
   const int64_t nb = a.blocks;
   for (int64_t b = 0; b < nb; ++b) {
     __m256i xlo[XR], xhi[XR];
-    float dx[XR];
+    __m128 xs[XR];  // d, d * sum(q)
 #pragma GCC unroll 4
     for (int i = 0; i < XR; ++i) {
       const int16_t* xq = a.q.data() + (i0 + i) * a.k + b * kBlock;
       xlo[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
       xhi[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16));
-      dx[i] = a.d[(i0 + i) * nb + b];
+      xs[i] =
+          _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.dds.data() + 2 * ((i0 + i) * nb + b))));
     }
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
       __m256i wlo, whi;
       w.load32(wr[r], b, wlo, whi);
-      const float s = w.scale_fast(wr[r], b);
+      // The next four rows' block (the hardware prefetcher lags on these short rows).
+      _mm_prefetch(static_cast<const char*>(w.addr(wr[r] + 4, b)), _MM_HINT_T0);
+      const __m128 so = w.scales(wr[r], b);  // scale, offset factor
 #pragma GCC unroll 4
       for (int i = 0; i < XR; ++i) {
         const __m256i p32 = _mm256_add_epi32(_mm256_madd_epi16(wlo, xlo[i]), _mm256_madd_epi16(whi, xhi[i]));
-        acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(s * dx[i]), acc[i][r]);
-      }
-      if constexpr (S::kOffset) {
-        const float o = w.offset_fast(wr[r], b);
-#pragma GCC unroll 4
-        for (int i = 0; i < XR; ++i) off[i][r] += o * a.ds[(i0 + i) * nb + b];
+        const __m128 c = _mm_mul_ps(so, xs[i]);  // s * d, o * d * sum(q)
+        acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_broadcastss_ps(c), acc[i][r]);
+        if constexpr (S::kOffset) off[i][r] = _mm_add_ps(off[i][r], c);
       }
     }
   }
   for (int i = 0; i < XR; ++i)
     for (int64_t r = 0; r < w_rows; ++r)
-      out[i * out_stride + r] = (hsum(acc[i][r]) + off[i][r]) * w.row_scale(wr[r]);
+      out[i * out_stride + r] =
+          (hsum(acc[i][r]) + _mm_cvtss_f32(_mm_shuffle_ps(off[i][r], off[i][r], 1))) * w.row_scale(wr[r]);
 }
 
 template <class S>
