@@ -293,8 +293,10 @@ PEFT_AVX2 void block_avx2(const Activations& a, int64_t i0, const S& w, const in
     for (int r = 0; r < 4; ++r) {
       __m256i wlo, whi;
       w.load32(wr[r], b, wlo, whi);
-      // The next four rows' block (the hardware prefetcher lags on these short rows).
-      _mm_prefetch(static_cast<const char*>(w.addr(wr[r] + 4, b)), _MM_HINT_T0);
+      // The same block eight rows on (measured: + 8 rows 105-139 tok/s, + 4 rows 105-119, none
+      // 66-78 on SmolLM2 Q4_1, 2 threads): a group of four rows is only a few cache lines
+      // long, and the hardware prefetcher lagged behind.
+      _mm_prefetch(static_cast<const char*>(w.addr(wr[r] + 8, b)), _MM_HINT_T0);
       const __m128 so = w.scales(wr[r], b);  // scale, offset factor
 #pragma GCC unroll 4
       for (int i = 0; i < XR; ++i) {
