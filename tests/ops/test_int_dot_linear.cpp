@@ -5,7 +5,8 @@
 // ggml blocks Q4_0 / Q4_1 / Q8_0, int8 rows and int4 groups of 32 / 64 / 128, across the
 // kernel's blocking edges. Each case also checks that the reference is a different
 // computation from float activations (so agreeing with it is not agreeing with the
-// float path), and that float_activations = true gives the float path.
+// float path), and that Activations::kFloat gives the float path. int8 rows and int4
+// groups take the integer path when asked (kInteger), the ggml blocks by default.
 #define BOOST_TEST_MODULE int_dot_linear
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -76,7 +77,7 @@ at::Tensor reference(const at::Tensor& x, int64_t n, const BlockOf& block_of, do
 
 // Checks the kernel (integer path) against the reference, that the reference differs
 // from float activations by far more than the tolerance somewhere, and that
-// float_activations gives the float result.
+// Activations::kFloat gives the float result.
 void check(const at::Tensor& x, PackedWeight w, const BlockOf& block_of, const float* row_scale,
            const std::string& what) {
   at::Tensor mag;
@@ -87,7 +88,7 @@ void check(const at::Tensor& x, PackedWeight w, const BlockOf& block_of, const f
   const at::Tensor tol = mag * 2e-6 + 1e-6;
   BOOST_TEST_CONTEXT(what) {
     BOOST_TEST(((y - ref).abs() <= tol).all().item<bool>(), "max excess " << ((y - ref).abs() - tol).max());
-    w.float_activations = true;
+    w.activations = PackedWeight::Activations::kFloat;
     const at::Tensor yf = peft::ops::few_rows_linear_packed(x, w, at::Tensor()).to(at::kDouble);
     at::Tensor wf = at::empty({w.n, w.k});
     peft::ops::dequantize_packed(w, 0, w.n, wf.data_ptr<float>());
@@ -167,6 +168,7 @@ BOOST_AUTO_TEST_CASE(int8_rows_match_the_scheme) {
         w.k = k;
         w.data = codes.data_ptr<int8_t>();
         w.row_scale = scale.data_ptr<float>();
+        w.activations = PackedWeight::Activations::kInteger;
         const int8_t* c = codes.data_ptr<int8_t>();
         BlockOf block_of = [&](int64_t r, int64_t b) {
           RefBlock rb{};
@@ -198,6 +200,7 @@ BOOST_AUTO_TEST_CASE(int4_groups_match_the_scheme) {
           w.group_scale = gs.data_ptr<float>();
           w.group = group;
           w.lut = lut;
+          w.activations = PackedWeight::Activations::kInteger;
           const uint8_t* p = packed.data_ptr<uint8_t>();
           const float* s = gs.data_ptr<float>();
           BlockOf block_of = [&](int64_t r, int64_t b) {
@@ -219,7 +222,7 @@ BOOST_AUTO_TEST_CASE(int4_groups_match_the_scheme) {
 
 BOOST_AUTO_TEST_CASE(nf4_tables_and_partial_blocks_keep_the_float_path) {
   // Not integers (NF4's table) or k not whole 32-value blocks: float activations,
-  // whatever float_activations says.
+  // whatever `activations` asks for; int8 rows and nibble groups by default.
   at::manual_seed(14);
   float lut[16];
   for (int c = 0; c < 16; ++c) lut[c] = static_cast<float>(c - 8) * 0.1f;
@@ -234,6 +237,7 @@ BOOST_AUTO_TEST_CASE(nf4_tables_and_partial_blocks_keep_the_float_path) {
   w.group_scale = gs.data_ptr<float>();
   w.group = 32;
   w.lut = lut;
+  w.activations = PackedWeight::Activations::kInteger;
   at::Tensor wf = at::empty({n, k});
   peft::ops::dequantize_packed(w, 0, n, wf.data_ptr<float>());
   const at::Tensor x = at::randn({2, k});
@@ -249,6 +253,7 @@ BOOST_AUTO_TEST_CASE(nf4_tables_and_partial_blocks_keep_the_float_path) {
   w8.k = 40;
   w8.data = codes.data_ptr<int8_t>();
   w8.row_scale = scale.data_ptr<float>();
+  w8.activations = PackedWeight::Activations::kInteger;
   const at::Tensor x8 = at::randn({2, 40});
   const at::Tensor exact = at::linear(x8, codes.to(at::kFloat) * scale.unsqueeze(1));
   BOOST_TEST((peft::ops::few_rows_linear_packed(x8, w8, at::Tensor()) - exact).abs().max().item<double>() <

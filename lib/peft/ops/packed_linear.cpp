@@ -203,7 +203,11 @@ at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, co
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* xp = x2.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  if (!w.float_activations && int_dot_supported(w)) {
+  const bool gguf = w.format == PackedFormat::kGgufQ4_0 || w.format == PackedFormat::kGgufQ4_1 ||
+                    w.format == PackedFormat::kGgufQ8_0;
+  const bool integer = w.activations == PackedWeight::Activations::kInteger ||
+                       (w.activations == PackedWeight::Activations::kAuto && gguf);
+  if (integer && int_dot_supported(w)) {
     int_dot_linear(w, xp, m_rows, bp, yp);
     return y.view(out_shape);
   }

@@ -35,11 +35,15 @@ struct PackedWeight {
   const float* group_scale = nullptr;  // kNibbleGroups: [n, k / group]
   int64_t group = 0;                   // kNibbleGroups: 32, 64 or 128
   const float* lut = nullptr;          // kNibbleGroups: 16 floats
-  // Few-rows products widen W to float and multiply float x (exact products) instead of
-  // quantizing x to 8 bits per 32-value block for integer dot products (ggml's way for
-  // its blocks, several times faster: int_dot_linear.h). The integer path is taken for
-  // the ggml blocks, int8 rows and int4 groups when k is whole blocks of 32, unless set.
-  bool float_activations = false;
+  // How x enters few-rows products. kFloat: W widened to float, float products (exact).
+  // kInteger: x quantized to int16 per 32-value block, integer block sums
+  // (int_dot_linear.h; several times faster; needs k a multiple of 32 and, for nibble
+  // groups, the int4 table). kAuto: kInteger for the ggml blocks (llama.cpp computes
+  // them from quantized activations too), kFloat for int8 rows and nibble groups, which
+  // Whisper and T5 share (T5's activations have outliers: its int8 test moved 4.3e-3
+  // from its reference with integer activations).
+  enum class Activations { kAuto, kFloat, kInteger };
+  Activations activations = Activations::kAuto;
 };
 
 // x float32 [..., k] -> float32 [..., n]; bias float32 [n] or undefined. k must be a
