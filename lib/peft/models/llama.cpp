@@ -16,6 +16,7 @@
 #include "peft/io/hf_config.h"
 #include "peft/io/json_file.h"
 #include "peft/models/weight_loader.h"
+#include "peft/ops/packed_linear.h"
 #include "peft/quant/gguf_block_weight.h"
 
 namespace peft::models {
@@ -438,6 +439,8 @@ at::Tensor LlamaModel::decode(const at::Tensor& tokens, KVCache& cache,
     throw ValueError("LlamaModel::decode: token ids must be in [0, " + std::to_string(config_.vocab_size) +
                      ")");
 
+  // int8 / int4 projections from integer activations too, as the ggml blocks are.
+  const ops::IntegerActivationsScope integer_activations;
   at::Tensor x = embed_tokens_.weight_rows(tokens);
   const double eps = config_.rms_norm_eps;
   // Rotary angles of positions cache.length .. + t - 1, float32 as Hugging Face computes

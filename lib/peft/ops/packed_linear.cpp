@@ -185,6 +185,13 @@ void with_source(const PackedWeight& w, F&& f) {
 
 }  // namespace
 
+namespace {
+thread_local int integer_scopes = 0;
+}  // namespace
+
+IntegerActivationsScope::IntegerActivationsScope() { ++integer_scopes; }
+IntegerActivationsScope::~IntegerActivationsScope() { --integer_scopes; }
+
 at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias) {
   if (x.dim() < 1 || x.size(-1) != w.k)
     throw ShapeError("few_rows_linear_packed: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
@@ -206,7 +213,7 @@ at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, co
   const bool gguf = w.format == PackedFormat::kGgufQ4_0 || w.format == PackedFormat::kGgufQ4_1 ||
                     w.format == PackedFormat::kGgufQ8_0;
   const bool integer = w.activations == PackedWeight::Activations::kInteger ||
-                       (w.activations == PackedWeight::Activations::kAuto && gguf);
+                       (w.activations == PackedWeight::Activations::kAuto && (gguf || integer_scopes > 0));
   if (integer && int_dot_supported(w)) {
     int_dot_linear(w, xp, m_rows, bp, yp);
     return y.view(out_shape);

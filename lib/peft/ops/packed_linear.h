@@ -46,6 +46,18 @@ struct PackedWeight {
   Activations activations = Activations::kAuto;
 };
 
+// While one is alive on a thread, kAuto means kInteger for int8 rows and int4 groups
+// too in the few-rows products that thread calls: the Llama decoder holds one in
+// decode() (its int8 / int4 options pair with llama.cpp's Q8_0 / Q4_0, which it computes
+// from quantized activations); Whisper and T5 do not. Nests.
+class IntegerActivationsScope {
+ public:
+  IntegerActivationsScope();
+  ~IntegerActivationsScope();
+  IntegerActivationsScope(const IntegerActivationsScope&) = delete;
+  IntegerActivationsScope& operator=(const IntegerActivationsScope&) = delete;
+};
+
 // x float32 [..., k] -> float32 [..., n]; bias float32 [n] or undefined. k must be a
 // multiple of 8 except for kInt8Rows (a multiple of the group / 32-value block is
 // checked by the weight's owner). Throws peft::ShapeError on mismatched shapes.
