@@ -281,3 +281,48 @@ BOOST_AUTO_TEST_CASE(bias_leading_dimensions_and_threads) {
   const at::Tensor nobias = peft::ops::few_rows_linear_packed(x, w, at::Tensor());
   BOOST_TEST((two - nobias - b).abs().max().item<double>() < 1e-5);
 }
+
+BOOST_AUTO_TEST_CASE(several_weights_in_one_region_give_each_ones_values) {
+  // few_rows_linear_packed_many: the q / k / v shapes of SmolLM2 (576, 192, 192 rows) in
+  // mixed block types, against one call each; and a set it cannot take together (an
+  // int8 weight outside an IntegerActivationsScope) computed one by one.
+  at::manual_seed(16);
+  const int64_t k = 576;
+  const auto a = peft::quant::GgufBlockWeight::quantize(at::randn({576, k}), peft::io::DType::Q4_1, "a");
+  const auto b = peft::quant::GgufBlockWeight::quantize(at::randn({192, k}), peft::io::DType::Q4_0, "b");
+  const auto c = peft::quant::GgufBlockWeight::quantize(at::randn({193, k}), peft::io::DType::Q8_0, "c");
+  std::vector<PackedWeight> ws(3);
+  const PackedFormat formats[] = {PackedFormat::kGgufQ4_1, PackedFormat::kGgufQ4_0, PackedFormat::kGgufQ8_0};
+  const peft::quant::GgufBlockWeight* qs[] = {a.get(), b.get(), c.get()};
+  for (int i = 0; i < 3; ++i) {
+    ws[i].format = formats[i];
+    ws[i].n = qs[i]->out_features();
+    ws[i].k = k;
+    ws[i].data = qs[i]->blocks().data_ptr<uint8_t>();
+  }
+  for (int threads : {1, 2}) {
+    const int saved = at::get_num_threads();
+    at::set_num_threads(threads);
+    const at::Tensor x = at::randn({1, 1, k});
+    const std::vector<at::Tensor> ys = peft::ops::few_rows_linear_packed_many(x, ws);
+    at::set_num_threads(saved);
+    BOOST_REQUIRE_EQUAL(ys.size(), 3u);
+    for (int i = 0; i < 3; ++i) {
+      BOOST_TEST((ys[i].sizes() == at::IntArrayRef{1, 1, ws[i].n}));
+      BOOST_TEST(at::equal(ys[i], peft::ops::few_rows_linear_packed(x, ws[i], at::Tensor())));
+    }
+  }
+  const at::Tensor codes = at::randint(-127, 128, {64, k}, at::kChar);
+  const at::Tensor scale = at::rand({64});
+  PackedWeight w8;
+  w8.format = PackedFormat::kInt8Rows;
+  w8.n = 64;
+  w8.k = k;
+  w8.data = codes.data_ptr<int8_t>();
+  w8.row_scale = scale.data_ptr<float>();
+  const at::Tensor x = at::randn({2, k});
+  const std::vector<at::Tensor> mixed = peft::ops::few_rows_linear_packed_many(x, {ws[0], w8});
+  BOOST_TEST(at::equal(mixed[0], peft::ops::few_rows_linear_packed(x, ws[0], at::Tensor())));
+  const at::Tensor exact = at::linear(x, codes.to(at::kFloat) * scale.unsqueeze(1));
+  BOOST_TEST((mixed[1] - exact).abs().max().item<double>() < 1e-5 * (1 + exact.abs().max().item<double>()));
+}

@@ -16,6 +16,7 @@
 #include "peft/io/hf_config.h"
 #include "peft/io/json_file.h"
 #include "peft/models/weight_loader.h"
+#include "peft/ops/few_rows_linear.h"
 #include "peft/ops/packed_linear.h"
 #include "peft/quant/gguf_block_weight.h"
 
@@ -91,6 +92,48 @@ at::Tensor swiglu(at::Tensor g, const at::Tensor& u) {
   const float* up = u.data_ptr<float>();
   for (int64_t i = 0, n = g.numel(); i < n; ++i) gp[i] = gp[i] / (1.0f + std::exp(-gp[i])) * up[i];
   return g;
+}
+
+// Views of projections held as ggml blocks without a bias, for computing several in
+// one parallel region (ops::few_rows_linear_packed_many); empty unless all are.
+std::vector<ops::PackedWeight> gguf_views(std::initializer_list<const layers::Linear*> linears) {
+  std::vector<ops::PackedWeight> views;
+  for (const layers::Linear* l : linears) {
+    const auto* g = dynamic_cast<const quant::GgufBlockWeight*>(l->quantized_weight().get());
+    if (g == nullptr || l->bias().defined()) return {};
+    ops::PackedWeight p;
+    p.format = g->dtype() == io::DType::Q4_0   ? ops::PackedFormat::kGgufQ4_0
+               : g->dtype() == io::DType::Q4_1 ? ops::PackedFormat::kGgufQ4_1
+                                               : ops::PackedFormat::kGgufQ8_0;
+    p.n = g->out_features();
+    p.k = g->in_features();
+    p.data = g->blocks().data_ptr<uint8_t>();
+    views.push_back(p);
+  }
+  return views;
+}
+
+// The projections `slots` of x in one parallel region when they allow it (ggml blocks, no
+// adapter, few rows: a decode step), else one by one through proj.
+std::vector<at::Tensor> project(const adapters::Projector& proj, bool adapter, const at::Tensor& x,
+                                std::initializer_list<std::pair<const layers::Linear*, size_t>> slots) {
+  std::vector<const layers::Linear*> linears;
+  for (const auto& s : slots) linears.push_back(s.first);
+  if (!adapter && x.numel() / x.size(-1) <= ops::kFewRows) {
+    std::vector<ops::PackedWeight> views;
+    for (const layers::Linear* l : linears) {
+      std::vector<ops::PackedWeight> one = gguf_views({l});
+      if (one.empty()) {
+        views.clear();
+        break;
+      }
+      views.push_back(one[0]);
+    }
+    if (!views.empty()) return ops::few_rows_linear_packed_many(x, views);
+  }
+  std::vector<at::Tensor> ys;
+  for (const auto& [l, slot] : slots) ys.push_back(proj(*l, x, slot));
+  return ys;
 }
 
 }  // namespace
@@ -400,12 +443,13 @@ at::Tensor LlamaModel::attention(const Block& b, const at::Tensor& x, KVCache& c
                                  const at::Tensor& sin) const {
   const int64_t rows = x.size(0), t = x.size(1), hq = config_.num_attention_heads,
                 hkv = config_.num_key_value_heads, dh = config_.head_dim, group = hq / hkv;
-  at::Tensor qp = proj(b.q, x, kQ), kp = proj(b.k, x, kK);
-  apply_rotary(qp, hq, cos, sin);
-  apply_rotary(kp, hkv, cos, sin);
-  at::Tensor q = split_heads(qp, hq);
-  at::Tensor k = split_heads(kp, hkv);
-  at::Tensor v = split_heads(proj(b.v, x, kV), hkv);
+  std::vector<at::Tensor> qkv =
+      project(proj, cache.adapter != nullptr, x, {{&b.q, kQ}, {&b.k, kK}, {&b.v, kV}});
+  apply_rotary(qkv[0], hq, cos, sin);
+  apply_rotary(qkv[1], hkv, cos, sin);
+  at::Tensor q = split_heads(qkv[0], hq);
+  at::Tensor k = split_heads(qkv[1], hkv);
+  at::Tensor v = split_heads(qkv[2], hkv);
   auto [keys, values] = cache.append(layer, k, v, config_.max_position_embeddings);
   at::Tensor o;
   if (t == 1 && group > 1) {
@@ -454,7 +498,9 @@ at::Tensor LlamaModel::decode(const at::Tensor& tokens, KVCache& cache,
     const adapters::Projector proj(cache.adapter, i * kSlotsPerLayer);
     x = x + attention(b, rms_norm(x, b.attn_norm, eps), cache, i, proj, cos, sin);
     const at::Tensor h = rms_norm(x, b.mlp_norm, eps);
-    x = x + proj(b.down, swiglu(proj(b.gate, h, kGate), proj(b.up, h, kUp)), kDown);
+    std::vector<at::Tensor> gate_up =
+        project(proj, cache.adapter != nullptr, h, {{&b.gate, kGate}, {&b.up, kUp}});
+    x = x + proj(b.down, swiglu(gate_up[0], gate_up[1]), kDown);
   }
   cache.advance(t);
   if (logits_at) x = x.narrow(1, *logits_at, 1);

@@ -331,19 +331,46 @@ PEFT_AVX2 void rows_avx2(const Activations& a, const S& w, int64_t n0, int64_t n
 #endif
 
 template <class S>
-void run(const S& w, const float* x, int64_t m_rows, int64_t k, int64_t n, const float* bias, float* y) {
-  // One buffer per calling thread, reused: decoder steps call this hundreds of times.
-  // (The workers reach it through `act`: naming the thread_local there would be theirs.)
-  thread_local Activations buffer;
-  quantize_activations(x, m_rows, k, S::kInterleaved, buffer);
-  const Activations& act = buffer;
-  const bool fast = few_rows_linear_vectorized();
-  at::parallel_for(0, n, kGrain, [&act, &w, bias, y, n, fast](int64_t n0, int64_t n1) {
+void rows(const Activations& a, const S& w, int64_t n0, int64_t n1, const float* bias, float* y, int64_t n) {
 #ifdef PEFT_X86
-    if (fast) return rows_avx2(act, w, n0, n1, bias, y, n);
+  if (few_rows_linear_vectorized()) return rows_avx2(a, w, n0, n1, bias, y, n);
 #endif
-    rows_portable(act, w, n0, n1, bias, y, n);
-  });
+  rows_portable(a, w, n0, n1, bias, y, n);
+}
+
+// Calls f with the source object for w's format.
+template <class F>
+void with_source(const PackedWeight& w, F&& f) {
+  const auto* p = static_cast<const uint8_t*>(w.data);
+  switch (w.format) {
+    case PackedFormat::kGgufQ4_0: {
+      using S = GgufSource<PackedFormat::kGgufQ4_0>;
+      return f(S{p, w.k / kBlock * S::kBlockBytes});
+    }
+    case PackedFormat::kGgufQ4_1: {
+      using S = GgufSource<PackedFormat::kGgufQ4_1>;
+      return f(S{p, w.k / kBlock * S::kBlockBytes});
+    }
+    case PackedFormat::kGgufQ8_0: {
+      using S = GgufSource<PackedFormat::kGgufQ8_0>;
+      return f(S{p, w.k / kBlock * S::kBlockBytes});
+    }
+    case PackedFormat::kInt8Rows:
+      return f(Int8Source{static_cast<const int8_t*>(w.data), w.k, w.row_scale});
+    case PackedFormat::kNibbleGroups: {
+      int shift = 0;
+      while ((kBlock << shift) < w.group) ++shift;
+      return f(Int4Source{p, w.k, w.group_scale, shift});
+    }
+  }
+}
+
+// One buffer per calling thread, reused: decoder steps call this hundreds of times.
+// (Workers reach it through a reference: naming the thread_local there would be theirs.)
+const Activations& quantized(const float* x, int64_t m_rows, int64_t k, bool interleaved) {
+  thread_local Activations buffer;
+  quantize_activations(x, m_rows, k, interleaved, buffer);
+  return buffer;
 }
 
 bool is_int4_table(const float* lut) {
@@ -372,29 +399,34 @@ bool int_dot_supported(const PackedWeight& w) {
 }
 
 void int_dot_linear(const PackedWeight& w, const float* x, int64_t m_rows, const float* bias, float* y) {
-  const auto* p = static_cast<const uint8_t*>(w.data);
-  switch (w.format) {
-    case PackedFormat::kGgufQ4_0: {
-      using S = GgufSource<PackedFormat::kGgufQ4_0>;
-      return run(S{p, w.k / kBlock * S::kBlockBytes}, x, m_rows, w.k, w.n, bias, y);
-    }
-    case PackedFormat::kGgufQ4_1: {
-      using S = GgufSource<PackedFormat::kGgufQ4_1>;
-      return run(S{p, w.k / kBlock * S::kBlockBytes}, x, m_rows, w.k, w.n, bias, y);
-    }
-    case PackedFormat::kGgufQ8_0: {
-      using S = GgufSource<PackedFormat::kGgufQ8_0>;
-      return run(S{p, w.k / kBlock * S::kBlockBytes}, x, m_rows, w.k, w.n, bias, y);
-    }
-    case PackedFormat::kInt8Rows:
-      return run(Int8Source{static_cast<const int8_t*>(w.data), w.k, w.row_scale}, x, m_rows, w.k, w.n, bias,
-                 y);
-    case PackedFormat::kNibbleGroups: {
-      int shift = 0;
-      while ((kBlock << shift) < w.group) ++shift;
-      return run(Int4Source{p, w.k, w.group_scale, shift}, x, m_rows, w.k, w.n, bias, y);
-    }
+  const Activations& act = quantized(x, m_rows, w.k, w.format == PackedFormat::kNibbleGroups);
+  with_source(w, [&](const auto& src) {
+    at::parallel_for(0, w.n, kGrain, [&](int64_t n0, int64_t n1) { rows(act, src, n0, n1, bias, y, w.n); });
+  });
+}
+
+bool int_dot_linear_many(const PackedWeight* ws, size_t count, const float* x, int64_t m_rows,
+                         float* const* ys) {
+  if (count == 0) return true;
+  const bool interleaved = ws[0].format == PackedFormat::kNibbleGroups;
+  int64_t total = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (!int_dot_supported(ws[i]) || ws[i].k != ws[0].k ||
+        (ws[i].format == PackedFormat::kNibbleGroups) != interleaved)
+      return false;
+    total += ws[i].n;
   }
+  const Activations& act = quantized(x, m_rows, ws[0].k, interleaved);
+  at::parallel_for(0, total, kGrain, [&](int64_t n0, int64_t n1) {
+    int64_t first = 0;  // of weight i in the concatenated rows
+    for (size_t i = 0; i < count && first < n1; first += ws[i].n, ++i) {
+      const int64_t lo = std::max(n0, first), hi = std::min(n1, first + ws[i].n);
+      if (lo >= hi) continue;
+      with_source(ws[i],
+                  [&](const auto& src) { rows(act, src, lo - first, hi - first, nullptr, ys[i], ws[i].n); });
+    }
+  });
+  return true;
 }
 
 }  // namespace peft::ops

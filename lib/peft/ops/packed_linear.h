@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace peft::ops {
 
@@ -62,6 +63,12 @@ class IntegerActivationsScope {
 // multiple of 8 except for kInt8Rows (a multiple of the group / 32-value block is
 // checked by the weight's owner). Throws peft::ShapeError on mismatched shapes.
 at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias);
+
+// y_i = x ws[i]^T for weights of the same in_features, in one parallel region (a decoder
+// step's q / k / v or gate / up projections) when all take the integer path
+// (Activations::kAuto or kInteger; int8 rows / int4 groups: kInteger or under an
+// IntegerActivationsScope); else one few_rows_linear_packed call each. No bias.
+std::vector<at::Tensor> few_rows_linear_packed_many(const at::Tensor& x, const std::vector<PackedWeight>& ws);
 
 // Rows [row0, row0 + rows) of W as float32 into out (rows * k floats), the same values
 // few_rows_linear_packed computes with. Runs over libtorch's threads.
