@@ -3,7 +3,7 @@
 // activation rows are quantized once per call per 32-value block, each weight block's
 // products are summed exactly in int32, and one float multiply-add per block applies the
 // scales, instead of widening every weight to float and multiplying in float (measured:
-// SmolLM2 decode 1.8x faster, docs/BENCHMARKS.md).
+// SmolLM2 Q4_1 decode, 2 threads, same load: 33 -> 53-64 tok/s with this alone).
 //
 // Activations are quantized to int16, not to ggml's int8 (q8_0 / q8_1): per block
 // d = max |x| / 32767, q = round-half-even(x / d), and d * sum(q) is kept for the weights'

@@ -4,11 +4,12 @@
 // blocks as GGUF stores them.
 //
 // few_rows_linear_packed streams the compressed W once, computing every x row against it
-// while it is in cache: 8-bit integer dot products against x quantized per 32-value block
-// where the format allows (int_dot_linear.h), else each 8-value slice widened to float32
-// in registers (AVX2). Decoder steps have a handful of rows and are bound by the bytes of W they read, so
-// reading 1 or 0.5 byte per weight instead of 2 or 4 is the point. For many rows the
-// arithmetic dominates: dequantize_packed + BLAS (quant/*.cpp) is faster there.
+// while it is in cache: integer dot products against x quantized to int16 per 32-value
+// block (int_dot_linear.h; by default for the ggml blocks, see PackedWeight::activations),
+// else each 8-value slice widened to float32 in registers (AVX2). Decoder steps have a
+// handful of rows and are bound by the bytes of W they read, so reading 1 or 0.5 byte per
+// weight instead of 2 or 4 is the point. For many rows the arithmetic dominates:
+// dequantize_packed + BLAS (quant/*.cpp) is faster there.
 #pragma once
 
 #include <ATen/core/Tensor.h>
