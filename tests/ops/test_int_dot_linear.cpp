@@ -325,4 +325,29 @@ BOOST_AUTO_TEST_CASE(several_weights_in_one_region_give_each_ones_values) {
   BOOST_TEST(at::equal(mixed[0], peft::ops::few_rows_linear_packed(x, ws[0], at::Tensor())));
   const at::Tensor exact = at::linear(x, codes.to(at::kFloat) * scale.unsqueeze(1));
   BOOST_TEST((mixed[1] - exact).abs().max().item<double>() < 1e-5 * (1 + exact.abs().max().item<double>()));
+
+  // Under an IntegerActivationsScope int8 rows and int4 groups go together, integer.
+  float lut[16];
+  for (int c = 0; c < 16; ++c) lut[c] = static_cast<float>(c - 8);
+  const at::Tensor packed = at::randint(0, 256, {40, k / 2}, at::kByte);
+  const at::Tensor gs = at::rand({40, k / 32});
+  PackedWeight w4;
+  w4.format = PackedFormat::kNibbleGroups;
+  w4.n = 40;
+  w4.k = k;
+  w4.data = packed.data_ptr<uint8_t>();
+  w4.group_scale = gs.data_ptr<float>();
+  w4.group = 32;
+  w4.lut = lut;
+  const peft::ops::IntegerActivationsScope scope;
+  for (const std::vector<PackedWeight>& set : {std::vector<PackedWeight>{w8, w8}, {w4, w4}}) {
+    const std::vector<at::Tensor> ys = peft::ops::few_rows_linear_packed_many(x, set);
+    PackedWeight forced = set[0];
+    forced.activations = PackedWeight::Activations::kInteger;
+    const at::Tensor one = peft::ops::few_rows_linear_packed(x, forced, at::Tensor());
+    BOOST_TEST(at::equal(ys[0], one));
+    BOOST_TEST(at::equal(ys[1], one));
+    forced.activations = PackedWeight::Activations::kFloat;
+    BOOST_TEST(!at::equal(one, peft::ops::few_rows_linear_packed(x, forced, at::Tensor())));
+  }
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/merge.h"
@@ -19,6 +20,8 @@
 #include "peft/ops/few_rows_linear.h"
 #include "peft/ops/packed_linear.h"
 #include "peft/quant/gguf_block_weight.h"
+#include "peft/quant/group4_weight.h"
+#include "peft/quant/int8_weight.h"
 
 namespace peft::models {
 
@@ -94,42 +97,52 @@ at::Tensor swiglu(at::Tensor g, const at::Tensor& u) {
   return g;
 }
 
-// Views of projections held as ggml blocks without a bias, for computing several in
-// one parallel region (ops::few_rows_linear_packed_many); empty unless all are.
-std::vector<ops::PackedWeight> gguf_views(std::initializer_list<const layers::Linear*> linears) {
-  std::vector<ops::PackedWeight> views;
-  for (const layers::Linear* l : linears) {
-    const auto* g = dynamic_cast<const quant::GgufBlockWeight*>(l->quantized_weight().get());
-    if (g == nullptr || l->bias().defined()) return {};
-    ops::PackedWeight p;
+// A projection without a bias held as ggml blocks, int8 rows or int4 groups (without
+// double quantization) as an ops::PackedWeight, for computing several in one parallel
+// region (ops::few_rows_linear_packed_many); `keep` holds tensors the view points into.
+std::optional<ops::PackedWeight> packed_view(const layers::Linear& l, std::vector<at::Tensor>& keep) {
+  if (l.bias().defined() || !l.is_quantized()) return std::nullopt;
+  const quant::QuantizedWeight* q = l.quantized_weight().get();
+  ops::PackedWeight p;
+  p.n = q->out_features();
+  p.k = q->in_features();
+  if (const auto* g = dynamic_cast<const quant::GgufBlockWeight*>(q)) {
     p.format = g->dtype() == io::DType::Q4_0   ? ops::PackedFormat::kGgufQ4_0
                : g->dtype() == io::DType::Q4_1 ? ops::PackedFormat::kGgufQ4_1
                                                : ops::PackedFormat::kGgufQ8_0;
-    p.n = g->out_features();
-    p.k = g->in_features();
     p.data = g->blocks().data_ptr<uint8_t>();
-    views.push_back(p);
+    return p;
   }
-  return views;
+  if (const auto* i8 = dynamic_cast<const quant::Int8Weight*>(q)) {
+    p.format = ops::PackedFormat::kInt8Rows;
+    p.data = i8->codes().data_ptr<int8_t>();
+    p.row_scale = i8->scale().data_ptr<float>();
+    return p;
+  }
+  const auto* g4 = dynamic_cast<const quant::Group4Weight*>(q);
+  if (g4 == nullptr || g4->type() != quant::QuantType::int4 || g4->double_quant()) return std::nullopt;
+  keep.push_back(g4->scales().contiguous());
+  p.format = ops::PackedFormat::kNibbleGroups;
+  p.data = g4->packed_codes().data_ptr<uint8_t>();
+  p.group_scale = keep.back().data_ptr<float>();
+  p.group = g4->group_size();
+  p.lut = g4->table().data();
+  return p;
 }
 
-// The projections `slots` of x in one parallel region when they allow it (ggml blocks, no
-// adapter, few rows: a decode step), else one by one through proj.
+// The projections `slots` of x in one parallel region when they allow it (packed_view,
+// no adapter, few rows: a decode step), else one by one through proj.
 std::vector<at::Tensor> project(const adapters::Projector& proj, bool adapter, const at::Tensor& x,
                                 std::initializer_list<std::pair<const layers::Linear*, size_t>> slots) {
-  std::vector<const layers::Linear*> linears;
-  for (const auto& s : slots) linears.push_back(s.first);
   if (!adapter && x.numel() / x.size(-1) <= ops::kFewRows) {
+    std::vector<at::Tensor> keep;
     std::vector<ops::PackedWeight> views;
-    for (const layers::Linear* l : linears) {
-      std::vector<ops::PackedWeight> one = gguf_views({l});
-      if (one.empty()) {
-        views.clear();
-        break;
-      }
-      views.push_back(one[0]);
+    for (const auto& s : slots) {
+      std::optional<ops::PackedWeight> v = packed_view(*s.first, keep);
+      if (!v) break;
+      views.push_back(*v);
     }
-    if (!views.empty()) return ops::few_rows_linear_packed_many(x, views);
+    if (views.size() == slots.size()) return ops::few_rows_linear_packed_many(x, views);
   }
   std::vector<at::Tensor> ys;
   for (const auto& [l, slot] : slots) ys.push_back(proj(*l, x, slot));
