@@ -236,10 +236,12 @@ BOOST_AUTO_TEST_CASE(quantized_loads_stay_close_to_float) {
   const auto prompt = smol().ref["cases"][1]["prompt"].get<std::vector<int64_t>>();
   models::KVCache base_cache = smol().model->start();
   const at::Tensor base = smol().model->decode(ids_tensor(prompt), base_cache);
-  // f32 is exact; int8 and NF4 re-quantize values that are already 4-bit (measured:
-  // 4.1% and 40% of the largest logit over the whole prompt, through 30 layers), so
-  // they are also held to the reference's next token after "The capital of France is".
-  const double bounds[] = {1e-4, 0.06, 0.5};
+  // f32 is exact (float activations); the base's few-rows products quantize activations
+  // to int16 per 32-value block (ops/int_dot_linear.h; measured 3.1e-4 here). int8 and
+  // NF4 re-quantize values that are already 4-bit (measured: 4.1% and 40% of the largest
+  // logit over the whole prompt, through 30 layers), so they are also held to the
+  // reference's next token after "The capital of France is".
+  const double bounds[] = {5e-4, 0.06, 0.5};
   const quant::QuantType types[] = {quant::QuantType::f32, quant::QuantType::int8, quant::QuantType::nf4};
   for (int i = 0; i < 3; ++i) {
     quant::QuantOptions q;

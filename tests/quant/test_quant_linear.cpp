@@ -16,6 +16,7 @@
 #include "peft/io/ct2.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/layers/linear.h"
+#include "peft/ops/few_rows_linear.h"
 #include "peft/quant/gguf_block_weight.h"
 #include "peft/quant/group4_weight.h"
 #include "peft/quant/int8_weight.h"
@@ -464,9 +465,12 @@ BOOST_AUTO_TEST_CASE(gguf_blocks_kept_as_stored_give_the_readers_values) {
       const at::Tensor idx =
           at::tensor(std::vector<int64_t>{0, 7, info.shape[0] - 1}, at::TensorOptions().dtype(at::kLong));
       BOOST_TEST(at::equal(q->dequantize_rows(idx), w.index_select(0, idx)));
+      // Few rows: the integer kernel, x quantized to int16 per 32-value block
+      // (ops/int_dot_linear.h; measured up to 4.1e-5); 20 rows: BLAS on these values.
       for (int64_t rows : {1, 3, 20}) {
         const at::Tensor x = at::randn({rows, info.shape[1]});
-        BOOST_TEST(rel_error(q->linear(x, at::Tensor()), float_linear(x, w, at::Tensor())) < 1e-5);
+        BOOST_TEST(rel_error(q->linear(x, at::Tensor()), float_linear(x, w, at::Tensor())) <
+                   (rows <= ops::kFewRows ? 1e-4 : 1e-5));
       }
     }
     ++checked;

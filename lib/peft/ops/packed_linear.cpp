@@ -11,6 +11,7 @@
 #include "peft/error.h"
 #include "peft/io/half.h"
 #include "peft/ops/few_rows_linear.h"
+#include "peft/ops/int_dot_linear.h"
 
 #include "peft/ops/row_kernel.h"
 
@@ -184,6 +185,23 @@ void with_source(const PackedWeight& w, F&& f) {
 
 }  // namespace
 
+namespace {
+thread_local int integer_scopes = 0;
+}  // namespace
+
+IntegerActivationsScope::IntegerActivationsScope() { ++integer_scopes; }
+IntegerActivationsScope::~IntegerActivationsScope() { --integer_scopes; }
+
+namespace {
+bool takes_integer_path(const PackedWeight& w) {
+  const bool gguf = w.format == PackedFormat::kGgufQ4_0 || w.format == PackedFormat::kGgufQ4_1 ||
+                    w.format == PackedFormat::kGgufQ8_0;
+  const bool integer = w.activations == PackedWeight::Activations::kInteger ||
+                       (w.activations == PackedWeight::Activations::kAuto && (gguf || integer_scopes > 0));
+  return integer && int_dot_supported(w);
+}
+}  // namespace
+
 at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, const at::Tensor& bias) {
   if (x.dim() < 1 || x.size(-1) != w.k)
     throw ShapeError("few_rows_linear_packed: x has " + std::to_string(x.dim() ? x.size(-1) : 0) +
@@ -202,8 +220,35 @@ at::Tensor few_rows_linear_packed(const at::Tensor& x, const PackedWeight& w, co
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* xp = x2.data_ptr<float>();
   float* yp = y.data_ptr<float>();
+  if (takes_integer_path(w)) {
+    int_dot_linear(w, xp, m_rows, bp, yp);
+    return y.view(out_shape);
+  }
   with_source(w, [&](const auto& src) { row_kernel::run(xp, m_rows, w.k, src, w.n, bp, yp); });
   return y.view(out_shape);
+}
+
+std::vector<at::Tensor> few_rows_linear_packed_many(const at::Tensor& x,
+                                                    const std::vector<PackedWeight>& ws) {
+  std::vector<at::Tensor> ys;
+  bool together = !ws.empty() && x.dim() >= 1 && x.scalar_type() == at::kFloat;
+  for (const PackedWeight& w : ws) together = together && x.size(-1) == w.k && takes_integer_path(w);
+  if (!together) {
+    for (const PackedWeight& w : ws) ys.push_back(few_rows_linear_packed(x, w, at::Tensor()));
+    return ys;
+  }
+  const at::Tensor x2 = x.reshape({-1, ws[0].k}).contiguous();
+  const int64_t m_rows = x2.size(0);
+  std::vector<float*> out;
+  for (const PackedWeight& w : ws) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = w.n;
+    ys.push_back(at::empty(shape, x.options()));
+    out.push_back(ys.back().data_ptr<float>());
+  }
+  if (m_rows > 0 && !int_dot_linear_many(ws.data(), ws.size(), x2.data_ptr<float>(), m_rows, out.data()))
+    for (size_t i = 0; i < ws.size(); ++i) ys[i] = few_rows_linear_packed(x, ws[i], at::Tensor());
+  return ys;
 }
 
 void dequantize_packed(const PackedWeight& w, int64_t row0, int64_t rows, float* out) {
