@@ -287,12 +287,35 @@ static void reset_stream(GstPeftSummarize* self) {
   st.last_start = st.last_end = 0;
 }
 
-static void start_task(GstPeftSummarize* self) {
+// Queues the sticky events the sink pad keeps through a flush (stream-start, caps,
+// tags): the flush may have dropped them from the queue before the task forwarded them.
+// Forwarding them again when they did get through changes nothing downstream.
+static gboolean requeue_sticky(GstPad* /*pad*/, GstEvent** event, gpointer user_data) {
+  GstPeftSummarize* self = GST_PEFT_SUMMARIZE(user_data);
+  State& st = *self->state;
+  switch (GST_EVENT_TYPE(*event)) {
+    case GST_EVENT_SEGMENT:  // the stream after the flush brings its own
+    case GST_EVENT_EOS:
+      break;
+    case GST_EVENT_CAPS: {
+      GstCaps* caps = gst_pad_get_pad_template_caps(self->srcpad);
+      st.queue.push_event(gst_event_new_caps(caps));
+      gst_caps_unref(caps);
+      break;
+    }
+    default:
+      st.queue.push_event(gst_event_ref(*event));
+  }
+  return TRUE;
+}
+
+static void start_task(GstPeftSummarize* self, bool after_flush) {
   State& st = *self->state;
   reset_stream(self);
   st.abort = false;
   st.flow = GST_FLOW_OK;
   st.queue.set_flushing(false);
+  if (after_flush) gst_pad_sticky_events_foreach(self->sinkpad, requeue_sticky, self);
   gst_pad_start_task(self->srcpad, summarize_loop, self, nullptr);
 }
 
@@ -302,7 +325,7 @@ static gboolean src_activate_mode(GstPad* pad, GstObject* parent, GstPadMode mod
   if (mode != GST_PAD_MODE_PUSH) return FALSE;
   if (active) {
     st.runtime_configured = false;
-    start_task(self);
+    start_task(self, /*after_flush=*/false);
     return TRUE;
   }
   st.abort = true;
@@ -354,7 +377,7 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
     case GST_EVENT_FLUSH_STOP: {
       const gboolean res = gst_pad_push_event(self->srcpad, event);
       // Pending text and the summarizer's state belong to the stream before the flush.
-      if (gst_pad_is_active(self->srcpad)) start_task(self);
+      if (gst_pad_is_active(self->srcpad)) start_task(self, /*after_flush=*/true);
       return res;
     }
     case GST_EVENT_CAPS: {
