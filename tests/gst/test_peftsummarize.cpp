@@ -96,9 +96,11 @@ struct Out {
 class Recorder {
  public:
   explicit Recorder(GstPad* srcpad) {
-    gst_pad_add_probe(srcpad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
-                                                              GST_PAD_PROBE_TYPE_EVENT_FLUSH),
-                      probe, this, nullptr);
+    gst_pad_add_probe(
+        srcpad,
+        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+                                     GST_PAD_PROBE_TYPE_EVENT_FLUSH),
+        probe, this, nullptr);
   }
   // Waits (up to `seconds`) until `done(outputs)`; true if it happened.
   bool wait(const std::function<bool(const std::vector<Out>&)>& done, int seconds = 120) {
@@ -167,7 +169,8 @@ struct Run {
   GstHarness* h;
   std::unique_ptr<Recorder> rec;
 
-  explicit Run(const std::function<void(GstElement*)>& configure, const char* caps = "text/x-raw,format=utf8") {
+  explicit Run(const std::function<void(GstElement*)>& configure,
+               const char* caps = "text/x-raw,format=utf8") {
     element = gst_element_factory_make("peftsummarize", nullptr);
     gst_object_ref_sink(element);
     configure(element);
@@ -193,7 +196,8 @@ struct Run {
   }
   // Sentences k .. k+n-1, one per second from second k.
   void push_seconds(size_t k, size_t n) {
-    for (size_t i = k; i < k + n; ++i) BOOST_REQUIRE(push(sentence(i), static_cast<double>(i), 1.0) == GST_FLOW_OK);
+    for (size_t i = k; i < k + n; ++i)
+      BOOST_REQUIRE(push(sentence(i), static_cast<double>(i), 1.0) == GST_FLOW_OK);
   }
   void eos() { BOOST_REQUIRE(gst_harness_push_event(h, gst_event_new_eos())); }
   std::vector<GstMessage*> messages() {  // caller unrefs
@@ -363,7 +367,8 @@ BOOST_AUTO_TEST_CASE(flush_forgets_the_text_before_it) {
   for (size_t i = 0; i < out.size(); ++i)
     if (out[i].event == GST_EVENT_FLUSH_STOP) after = i + 1;
   BOOST_REQUIRE(after > 0u);
-  const std::vector<Out> b = Recorder::buffers_in(std::vector<Out>(out.begin() + static_cast<long>(after), out.end()));
+  const std::vector<Out> b =
+      Recorder::buffers_in(std::vector<Out>(out.begin() + static_cast<long>(after), out.end()));
   BOOST_REQUIRE(b.size() == 2u);
   for (const Out& x : b) {
     BOOST_TEST(x.pts == 20 * S);
@@ -498,7 +503,8 @@ BOOST_AUTO_TEST_CASE(text_faster_than_the_model_is_merged_without_blocking) {
   run.eos();
   BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_EOS));
   BOOST_TEST_MESSAGE("burst of " << kWindows << " buffers: " << burst * 1e3 << " ms (slowest push "
-                                 << slowest_push * 1e3 << " ms); first summary after " << first_summary << " s");
+                                 << slowest_push * 1e3 << " ms); first summary after " << first_summary
+                                 << " s");
   // The chain never waited for a generation.
   BOOST_TEST(burst < first_summary / 2);
   BOOST_TEST(slowest_push < 0.1);

@@ -119,17 +119,17 @@ enum {
   PROP_N_THREADS,
 };
 
-static GstStaticPadTemplate sink_template =
-    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format=(string)utf8"));
-static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format=(string)utf8"));
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format=(string)utf8"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format=(string)utf8"));
 
 GType gst_peft_summarize_mode_get_type(void) {
   static GType type = 0;
   if (g_once_init_enter(&type)) {
     static const GEnumValue values[] = {
-        {static_cast<gint>(Mode::rolling), "Every hop seconds, a summary of the last window seconds (hop < window)",
-         "rolling"},
+        {static_cast<gint>(Mode::rolling),
+         "Every hop seconds, a summary of the last window seconds (hop < window)", "rolling"},
         {static_cast<gint>(Mode::window), "Disjoint windows: a summary every window seconds (hop = window)",
          "window"},
         {static_cast<gint>(Mode::final_only), "Only the summary of the whole stream, at EOS", "final-only"},
@@ -166,10 +166,11 @@ static void apply_adapter_change(GstPeftSummarize* self) {
     st.adapter = std::move(bound);
     GST_INFO_OBJECT(self, "adapter %s applied", path.c_str());
   } catch (const std::exception& e) {
-    const std::string kept = st.adapter ? "keeping the adapter " + st.adapter->adapter().source() : "keeping no adapter";
+    const std::string kept =
+        st.adapter ? "keeping the adapter " + st.adapter->adapter().source() : "keeping no adapter";
     gstpeft::post_error(GST_ELEMENT(self), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ,
-                        "Cannot use the adapter " + path + " (" + kept + "): " + e.what(),
-                        "adapter=" + path, /*warning=*/true);
+                        "Cannot use the adapter " + path + " (" + kept + "): " + e.what(), "adapter=" + path,
+                        /*warning=*/true);
   }
 }
 
@@ -203,10 +204,12 @@ static GstFlowReturn summarize_batch(GstPeftSummarize* self, std::vector<TimedTe
       const guint64 start = to_clock_time(s.start), end = to_clock_time(s.end);
       GST_ELEMENT_WARNING_WITH_DETAILS(
           self, RESOURCE, BUSY,
-          ("Summarizing is slower than the stream: %d summaries that fell due were merged into one", s.merged),
+          ("Summarizing is slower than the stream: %d summaries that fell due were merged into one",
+           s.merged),
           ("text piled up while the previous summary was generated; one summary covers %.3f s .. %.3f s",
            s.start, s.end),
-          ("merged", G_TYPE_INT, s.merged, "start", G_TYPE_UINT64, start, "end", G_TYPE_UINT64, end, nullptr));
+          ("merged", G_TYPE_INT, s.merged, "start", G_TYPE_UINT64, start, "end", G_TYPE_UINT64, end,
+           nullptr));
     }
     GstFlowReturn ret = emit(self, s);
     if (ret != GST_FLOW_OK) return ret;
@@ -375,6 +378,10 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
       return res;
     }
     case GST_EVENT_FLUSH_STOP: {
+      // (The task is paused by FLUSH_START; make sure of it if none came.)
+      st.abort = true;
+      st.queue.set_flushing(true);
+      gst_pad_pause_task(self->srcpad);
       const gboolean res = gst_pad_push_event(self->srcpad, event);
       // Pending text and the summarizer's state belong to the stream before the flush.
       if (gst_pad_is_active(self->srcpad)) start_task(self, /*after_flush=*/true);
@@ -442,15 +449,17 @@ static bool load_model(GstPeftSummarize* self) {
   gst_element_post_message(element, gst_message_new_progress(GST_OBJECT(self), GST_PROGRESS_TYPE_START,
                                                              "load-model", ("Loading " + what).c_str()));
   try {
-    st.model = gstpeft::SharedModels<TextModel>::get(gstpeft::model_key(path, peft::quant::to_string(quant.type)),
-                                                     [&] { return TextModel::load(path, quant); });
+    st.model =
+        gstpeft::SharedModels<TextModel>::get(gstpeft::model_key(path, peft::quant::to_string(quant.type)),
+                                              [&] { return TextModel::load(path, quant); });
   } catch (const std::exception& e) {
     const bool missing = dynamic_cast<const peft::NotFoundError*>(&e) != nullptr;
     gstpeft::post_error(element, GST_RESOURCE_ERROR,
                         missing ? GST_RESOURCE_ERROR_NOT_FOUND : GST_RESOURCE_ERROR_READ,
                         std::string("Cannot load the summarizer model: ") + e.what(), "model=" + what);
-    gst_element_post_message(element, gst_message_new_progress(GST_OBJECT(self), GST_PROGRESS_TYPE_ERROR,
-                                                               "load-model", ("Cannot load " + what).c_str()));
+    gst_element_post_message(element,
+                             gst_message_new_progress(GST_OBJECT(self), GST_PROGRESS_TYPE_ERROR, "load-model",
+                                                      ("Cannot load " + what).c_str()));
     return false;
   }
   st.adapter.reset();
@@ -461,8 +470,9 @@ static bool load_model(GstPeftSummarize* self) {
     } catch (const std::exception& e) {
       gstpeft::post_error(element, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ,
                           "Cannot use the adapter " + adapter + ": " + e.what(), "adapter=" + adapter);
-      gst_element_post_message(element, gst_message_new_progress(GST_OBJECT(self), GST_PROGRESS_TYPE_ERROR,
-                                                                 "load-model", ("Cannot load " + adapter).c_str()));
+      gst_element_post_message(
+          element, gst_message_new_progress(GST_OBJECT(self), GST_PROGRESS_TYPE_ERROR, "load-model",
+                                            ("Cannot load " + adapter).c_str()));
       st.model.reset();
       return false;
     }
@@ -514,7 +524,8 @@ static GstStateChangeReturn change_state(GstElement* element, GstStateChange tra
     default:
       break;
   }
-  const GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_peft_summarize_parent_class)->change_state(element, transition);
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_peft_summarize_parent_class)->change_state(element, transition);
   if (ret == GST_STATE_CHANGE_FAILURE) return ret;
   switch (transition) {
     case GST_STATE_CHANGE_PAUSED_TO_READY:
@@ -636,25 +647,28 @@ static void gst_peft_summarize_class_init(GstPeftSummarizeClass* klass) {
   const auto rw_ready = static_cast<GParamFlags>(rw | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model",
-                          "Summarizer: a GGUF file (or a directory holding one) of a Llama-family instruction "
-                          "model, or a Hugging Face directory of a Llama/Qwen2, T5 or BART model. Loaded at "
-                          "NULL->READY; elements with the same model and quantization share one copy. Empty: "
-                          "the default ($PEFT_MODELS_DIR/smollm2-135m-instruct)",
-                          default_model().c_str(), rw));
+      g_param_spec_string(
+          "model", "Model",
+          "Summarizer: a GGUF file (or a directory holding one) of a Llama-family instruction "
+          "model, or a Hugging Face directory of a Llama/Qwen2, T5 or BART model. Loaded at "
+          "NULL->READY; elements with the same model and quantization share one copy. Empty: "
+          "the default ($PEFT_MODELS_DIR/smollm2-135m-instruct)",
+          default_model().c_str(), rw));
   g_object_class_install_property(
       gobject_class, PROP_QUANTIZATION,
       g_param_spec_enum("quantization", "Quantization",
                         "How the model's linear weights are held once loaded (read at NULL->READY)",
-                        gstpeft::quantization_enum_get_type(), static_cast<gint>(peft::quant::QuantType::none), rw));
+                        gstpeft::quantization_enum_get_type(),
+                        static_cast<gint>(peft::quant::QuantType::none), rw));
   g_object_class_install_property(
       gobject_class, PROP_ADAPTER,
-      g_param_spec_string("adapter", "Adapter",
-                          "A LoRA/AdaLoRA adapter directory in Hugging Face PEFT's files (adapter_config.json, "
-                          "adapter_model.safetensors) trained on the model; empty: none. Changeable while "
-                          "PLAYING: applied from the next summary; a bad one then gives a WARNING naming the file "
-                          "and the previous adapter stays (before READY it is an ERROR)",
-                          "", static_cast<GParamFlags>(rw | GST_PARAM_MUTABLE_PLAYING)));
+      g_param_spec_string(
+          "adapter", "Adapter",
+          "A LoRA/AdaLoRA adapter directory in Hugging Face PEFT's files (adapter_config.json, "
+          "adapter_model.safetensors) trained on the model; empty: none. Changeable while "
+          "PLAYING: applied from the next summary; a bad one then gives a WARNING naming the file "
+          "and the previous adapter stays (before READY it is an ERROR)",
+          "", static_cast<GParamFlags>(rw | GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(
       gobject_class, PROP_MODE,
       g_param_spec_enum("mode", "Mode",
@@ -664,17 +678,19 @@ static void gst_peft_summarize_class_init(GstPeftSummarizeClass* klass) {
                         GST_TYPE_PEFT_SUMMARIZE_MODE, static_cast<gint>(Mode::rolling), rw_ready));
   g_object_class_install_property(
       gobject_class, PROP_WINDOW,
-      g_param_spec_double("window", "Window",
-                          "Seconds of stream time each summary covers, counted from the first text's PTS. A "
-                          "text buffer without PTS is taken to start at the previous buffer's end, one without "
-                          "duration to take no time. Read at READY->PAUSED",
-                          0.1, 86400.0, kDefaultWindow, rw_ready));
+      g_param_spec_double(
+          "window", "Window",
+          "Seconds of stream time each summary covers, counted from the first text's PTS. A "
+          "text buffer without PTS is taken to start at the previous buffer's end, one without "
+          "duration to take no time. Read at READY->PAUSED",
+          0.1, 86400.0, kDefaultWindow, rw_ready));
   g_object_class_install_property(
       gobject_class, PROP_HOP,
-      g_param_spec_double("hop", "Hop",
-                          "Seconds of stream time between rolling summaries (mode=rolling; at most the window). "
-                          "Read at READY->PAUSED",
-                          0.1, 86400.0, kDefaultHop, rw_ready));
+      g_param_spec_double(
+          "hop", "Hop",
+          "Seconds of stream time between rolling summaries (mode=rolling; at most the window). "
+          "Read at READY->PAUSED",
+          0.1, 86400.0, kDefaultHop, rw_ready));
   g_object_class_install_property(
       gobject_class, PROP_INSTRUCTION,
       g_param_spec_string("instruction", "Instruction",
@@ -682,26 +698,28 @@ static void gst_peft_summarize_class_init(GstPeftSummarizeClass* klass) {
                           "(chat models: a one-or-two-sentence summary; T5: \"summarize:\"). Read at "
                           "READY->PAUSED",
                           "", rw_ready));
-  g_object_class_install_property(
-      gobject_class, PROP_MAX_NEW_TOKENS,
-      g_param_spec_uint("max-new-tokens", "Max new tokens",
-                        "Longest summary, in tokens. Read at READY->PAUSED", 1, 4096, kDefaultMaxNewTokens,
-                        rw_ready));
+  g_object_class_install_property(gobject_class, PROP_MAX_NEW_TOKENS,
+                                  g_param_spec_uint("max-new-tokens", "Max new tokens",
+                                                    "Longest summary, in tokens. Read at READY->PAUSED", 1,
+                                                    4096, kDefaultMaxNewTokens, rw_ready));
   g_object_class_install_property(
       gobject_class, PROP_BEAM_SIZE,
       g_param_spec_uint("beam-size", "Beam size",
-                        "Beams of beam search; 1: greedy decoding. Read at READY->PAUSED", 1, 16, 1, rw_ready));
+                        "Beams of beam search; 1: greedy decoding. Read at READY->PAUSED", 1, 16, 1,
+                        rw_ready));
   g_object_class_install_property(
       gobject_class, PROP_N_THREADS,
       g_param_spec_uint("n-threads", "Threads",
-                        "CPU threads for generation; 0: all cores. Read at READY->PAUSED", 0, 1024, 0, rw_ready));
+                        "CPU threads for generation; 0: all cores. Read at READY->PAUSED", 0, 1024, 0,
+                        rw_ready));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
       element_class, "PEFT text summarizer", "Filter/Text",
       "Abstractive summaries of timed text (a transcript) with a small language model and an optional "
-      "LoRA/AdaLoRA adapter: rolling or windowed summaries as it streams, and one of the whole stream at EOS; "
+      "LoRA/AdaLoRA adapter: rolling or windowed summaries as it streams, and one of the whole stream at "
+      "EOS; "
       "each also posted as a 'peftsummarize' element message {summary, start, end, final}",
       "gst-peft");
   gst_type_mark_as_plugin_api(GST_TYPE_PEFT_SUMMARIZE_MODE, static_cast<GstPluginAPIFlags>(0));
