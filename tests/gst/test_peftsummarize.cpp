@@ -376,6 +376,36 @@ BOOST_AUTO_TEST_CASE(flush_forgets_the_text_before_it) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_new_stream_ends_the_previous_one) {
+  Run run([](GstElement* e) { set_uint(e, "max-new-tokens", 4); });  // 60 s windows: none due
+  run.push_seconds(0, 2);
+  BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_stream_start("another-stream")));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_segment(&segment)));
+  BOOST_REQUIRE(run.push(sentence(6), 0, 1) == GST_FLOW_OK);  // its own timeline, from 0 again
+  run.eos();
+  BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_EOS));
+  // final summary of [0, 2], the new STREAM_START, ..., final summary of [0, 1], EOS.
+  std::vector<Out> out = run.rec->outputs();
+  std::vector<Out> order;
+  for (const Out& x : out)
+    if (x.buffer || x.event == GST_EVENT_STREAM_START || x.event == GST_EVENT_EOS) order.push_back(x);
+  BOOST_REQUIRE(order.size() == 5u);
+  BOOST_TEST(order[0].event == GST_EVENT_STREAM_START);
+  BOOST_TEST(order[1].buffer);
+  BOOST_TEST(order[1].pts == 0u);
+  BOOST_TEST(order[1].duration == 2 * S);
+  BOOST_TEST(order[2].event == GST_EVENT_STREAM_START);
+  BOOST_TEST(order[3].buffer);
+  BOOST_TEST(order[3].pts == 0u);
+  BOOST_TEST(order[3].duration == 1 * S);
+  BOOST_TEST(order[4].event == GST_EVENT_EOS);
+  std::vector<GstMessage*> msgs = run.messages();
+  BOOST_TEST(problems(msgs, GST_MESSAGE_ERROR).empty());
+  unref_all(msgs);
+}
+
 BOOST_AUTO_TEST_CASE(final_only_gives_one_summary) {
   Run run([](GstElement* e) {
     gst_util_set_object_arg(G_OBJECT(e), "mode", "final-only");
@@ -488,21 +518,25 @@ BOOST_AUTO_TEST_CASE(text_faster_than_the_model_is_merged_without_blocking) {
     g_object_set(e, "window", 1.0, nullptr);
     set_uint(e, "max-new-tokens", 6);
   });
-  // 30 windows' worth of text at once: each buffer makes a summary due.
+  // The first window's text, then while its summary is being generated, 29 more
+  // windows' worth at once: each buffer makes a summary due.
   constexpr size_t kWindows = 30;
-  double slowest_push = 0;
   const auto t0 = Clock::now();
-  for (size_t i = 0; i < kWindows; ++i) {
+  BOOST_REQUIRE(run.push(sentence(0), 0, 1.0) == GST_FLOW_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  double slowest_push = 0;
+  const auto b0 = Clock::now();
+  for (size_t i = 1; i < kWindows; ++i) {
     const auto p0 = Clock::now();
     BOOST_REQUIRE(run.push(sentence(i), static_cast<double>(i), 1.0) == GST_FLOW_OK);
     slowest_push = std::max(slowest_push, std::chrono::duration<double>(Clock::now() - p0).count());
   }
-  const double burst = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double burst = std::chrono::duration<double>(Clock::now() - b0).count();
   BOOST_REQUIRE(run.rec->wait_buffers(1));
   const double first_summary = std::chrono::duration<double>(Clock::now() - t0).count();
   run.eos();
   BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_EOS));
-  BOOST_TEST_MESSAGE("burst of " << kWindows << " buffers: " << burst * 1e3 << " ms (slowest push "
+  BOOST_TEST_MESSAGE("burst of " << kWindows - 1 << " buffers: " << burst * 1e3 << " ms (slowest push "
                                  << slowest_push * 1e3 << " ms); first summary after " << first_summary
                                  << " s");
   // The chain never waited for a generation.
@@ -533,5 +567,26 @@ BOOST_AUTO_TEST_CASE(text_faster_than_the_model_is_merged_without_blocking) {
   gint merged = 0;
   BOOST_TEST(gst_structure_get_int(details, "merged", &merged));
   BOOST_TEST(merged > 1);
+  unref_all(msgs);
+}
+
+BOOST_AUTO_TEST_CASE(a_gap_in_the_text_is_not_a_merge) {
+  Run run([](GstElement* e) {
+    gst_util_set_object_arg(G_OBJECT(e), "mode", "window");
+    g_object_set(e, "window", 1.0, nullptr);
+    set_uint(e, "max-new-tokens", 4);
+  });
+  run.push_seconds(0, 1);
+  BOOST_REQUIRE(run.rec->wait_buffers(1));
+  // Silence from 1 to 10 s (windows without text give no summary), then text again.
+  BOOST_REQUIRE(run.push(sentence(10), 10, 1) == GST_FLOW_OK);
+  BOOST_REQUIRE(run.rec->wait_buffers(2));
+  const std::vector<Out> b = run.rec->buffers();
+  BOOST_TEST(b[0].pts == 0u);
+  BOOST_TEST(b[0].duration == 1 * S);
+  BOOST_TEST(b[1].pts == 1 * S);  // from the end of the last summary to the boundary passed
+  BOOST_TEST(b[1].duration == 10 * S);
+  std::vector<GstMessage*> msgs = run.messages();
+  BOOST_TEST(problems(msgs, GST_MESSAGE_WARNING).empty());
   unref_all(msgs);
 }

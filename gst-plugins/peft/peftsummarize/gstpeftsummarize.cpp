@@ -82,10 +82,12 @@ struct State {
 
   // Streaming thread: where the previous buffer's text ended (for buffers without times).
   GstClockTime last_start = 0, last_end = 0;
+  std::string sink_stream_id;  // of the last STREAM_START received
 
   // Task thread (or, while it is paused or stopped, the thread that restarts it).
   std::unique_ptr<RollingSummarizer> summarizer;
   bool runtime_configured = false;
+  std::string stream_id;  // of the last STREAM_START forwarded
 };
 
 double to_seconds(GstClockTime t) { return static_cast<double>(t) / GST_SECOND; }
@@ -217,10 +219,24 @@ static GstFlowReturn summarize_batch(GstPeftSummarize* self, std::vector<TimedTe
   return GST_FLOW_OK;
 }
 
-// A serialized event in stream order; EOS first pushes the final summary.
+// The stream id of a STREAM_START event.
+static std::string stream_id_of(GstEvent* event) {
+  const gchar* id = nullptr;
+  gst_event_parse_stream_start(event, &id);
+  return id ? id : "";
+}
+
+// A serialized event in stream order. EOS, and a STREAM_START that begins another
+// stream, first push the final summary of the stream that ended.
 static GstFlowReturn handle_event(GstPeftSummarize* self, gstpeft::EventPtr event) {
   State& st = *self->state;
-  if (GST_EVENT_TYPE(event.get()) == GST_EVENT_EOS) {
+  bool ends_stream = GST_EVENT_TYPE(event.get()) == GST_EVENT_EOS;
+  if (GST_EVENT_TYPE(event.get()) == GST_EVENT_STREAM_START) {
+    std::string id = stream_id_of(event.get());
+    ends_stream = id != st.stream_id;
+    st.stream_id = std::move(id);
+  }
+  if (ends_stream) {
     apply_adapter_change(self);
     const SpanSummary s = st.summarizer->finish();
     if (st.abort) return GST_FLOW_FLUSHING;
@@ -317,6 +333,7 @@ static void start_task(GstPeftSummarize* self, bool after_flush) {
   reset_stream(self);
   st.abort = false;
   st.flow = GST_FLOW_OK;
+  if (!after_flush) st.stream_id = st.sink_stream_id = "";
   st.queue.set_flushing(false);
   if (after_flush) gst_pad_sticky_events_foreach(self->sinkpad, requeue_sticky, self);
   gst_pad_start_task(self->srcpad, summarize_loop, self, nullptr);
@@ -386,6 +403,13 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
       // Pending text and the summarizer's state belong to the stream before the flush.
       if (gst_pad_is_active(self->srcpad)) start_task(self, /*after_flush=*/true);
       return res;
+    }
+    case GST_EVENT_STREAM_START: {
+      // Another stream's text starts its own timeline (the task drains the previous one).
+      std::string id = stream_id_of(event);
+      if (id != st.sink_stream_id) st.last_start = st.last_end = 0;
+      st.sink_stream_id = std::move(id);
+      return st.queue.push_event(event);
     }
     case GST_EVENT_CAPS: {
       // The template admits only text/x-raw,format=utf8; the summaries have the same caps.
