@@ -290,6 +290,16 @@ BOOST_AUTO_TEST_CASE(text_caps_are_accepted_and_audio_refused) {
   BOOST_TEST(out[1].event == GST_EVENT_CAPS);
   BOOST_TEST(out[1].text == "text/x-raw, format=(string)utf8");
   BOOST_TEST(out[2].event == GST_EVENT_SEGMENT);
+
+  // LATENCY: upstream's, unchanged (see the element's src_query for why).
+  gst_harness_set_upstream_latency(run.h, 123 * GST_MSECOND);
+  GstQuery* latency = gst_query_new_latency();
+  BOOST_REQUIRE(gst_pad_peer_query(run.h->sinkpad, latency));
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = 0;
+  gst_query_parse_latency(latency, &live, &min, &max);
+  BOOST_TEST(min == 123 * GST_MSECOND);
+  gst_query_unref(latency);
 }
 
 BOOST_AUTO_TEST_CASE(rolling_summaries_are_stamped_with_their_windows_and_eos_gives_the_final_one) {
@@ -413,12 +423,20 @@ BOOST_AUTO_TEST_CASE(final_only_gives_one_summary) {
     set_uint(e, "max-new-tokens", 6);
   });
   run.push_seconds(0, 6);
+  // Text without PTS is taken to start where the previous text ended, text without
+  // duration to take no time: [6, 6] and [7, 7].
+  const std::string untimed = "The mayor thanked everyone for coming.";
+  BOOST_REQUIRE(gst_harness_push(run.h, gst_buffer_new_memdup(untimed.data(), untimed.size())) ==
+                GST_FLOW_OK);
+  GstBuffer* no_duration = gst_buffer_new_memdup(untimed.data(), untimed.size());
+  GST_BUFFER_PTS(no_duration) = 7 * S;
+  BOOST_REQUIRE(gst_harness_push(run.h, no_duration) == GST_FLOW_OK);
   run.eos();
   BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_EOS));
   const std::vector<Out> b = run.rec->buffers();
   BOOST_REQUIRE(b.size() == 1u);
   BOOST_TEST(b[0].pts == 0u);
-  BOOST_TEST(b[0].duration == 6 * S);
+  BOOST_TEST(b[0].duration == 7 * S);
   std::vector<GstMessage*> msgs = run.messages();
   const std::vector<Posted> posted = summaries_posted(msgs);
   BOOST_REQUIRE(posted.size() == 1u);
@@ -578,9 +596,15 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_text_is_not_a_merge) {
   });
   run.push_seconds(0, 1);
   BOOST_REQUIRE(run.rec->wait_buffers(1));
-  // Silence from 1 to 10 s (windows without text give no summary), then text again.
+  // Silence from 1 to 10 s (windows without text give no summary; the GAP event goes
+  // on in order), then text again.
+  BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_gap(1 * S, 9 * S)));
   BOOST_REQUIRE(run.push(sentence(10), 10, 1) == GST_FLOW_OK);
   BOOST_REQUIRE(run.rec->wait_buffers(2));
+  std::vector<char> order;  // 'b'uffer, 'g'ap
+  for (const Out& x : run.rec->outputs())
+    if (x.buffer || x.event == GST_EVENT_GAP) order.push_back(x.buffer ? 'b' : 'g');
+  BOOST_TEST((order == std::vector<char>{'b', 'g', 'b'}));
   const std::vector<Out> b = run.rec->buffers();
   BOOST_TEST(b[0].pts == 0u);
   BOOST_TEST(b[0].duration == 1 * S);
