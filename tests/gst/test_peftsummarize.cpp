@@ -451,8 +451,8 @@ BOOST_AUTO_TEST_CASE(adapter_swapped_while_playing_changes_the_summaries) {
     set_uint(e, "max-new-tokens", 8);
   });
   BOOST_REQUIRE(GST_STATE(run.element) == GST_STATE_PLAYING);
-  const std::string adapter = (peft_test::fixtures_dir() / "peft" / "smollm2_lora").string();
-  const std::string missing = (peft_test::fixtures_dir() / "peft" / "no_such_adapter").string();
+  const std::string adapter = (peft_test::fixtures_dir() / "gst" / "smollm2_lora").string();
+  const std::string missing = (peft_test::fixtures_dir() / "gst" / "no_such_adapter").string();
   // The same two sentences in every window, so the adapter is the only difference.
   auto window = [&](size_t k) {
     BOOST_REQUIRE(run.push(sentence(0), 2.0 * k, 1) == GST_FLOW_OK);

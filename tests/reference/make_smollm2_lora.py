@@ -14,7 +14,7 @@ N(0, 1) (peft starts it at zero, which would change nothing). Measured with
 build/tools/peft-summarize --max-new-tokens 8: "The city council met on Tuesday" becomes
 "A mixed-socarized meeting" (still text; lora_B on layers 0-3 or larger spreads gave
 empty or garbled summaries). Seeded, so reruns write the same files. Written by peft's
-save_pretrained (safetensors) to tests/fixtures/peft/smollm2_lora/ (32 KB).
+save_pretrained (safetensors) to tests/fixtures/gst/smollm2_lora/ (32 KB).
 
 Usage (repository root): /tmp/peft-ref/bin/python tests/reference/make_smollm2_lora.py
 """
@@ -26,7 +26,7 @@ import torch
 import transformers
 from peft import LoraConfig, get_peft_model
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "peft", "smollm2_lora")
+OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gst", "smollm2_lora")
 
 
 def main():
