@@ -2,10 +2,12 @@
 // peftsummarize (text -> summaries), each in its own folder.
 #include <gst/gst.h>
 
+#include "peftsummarize/gstpeftsummarize.h"
 #include "whisperasr/gstwhisperasr.h"
 
 static gboolean plugin_init(GstPlugin* plugin) {
   gboolean ok = GST_ELEMENT_REGISTER(whisperasr, plugin);
+  ok = GST_ELEMENT_REGISTER(peftsummarize, plugin) && ok;
   return ok;
 }
 

@@ -135,7 +135,7 @@ StreamUpdate StreamingTranscriber::finish() {
   return update;
 }
 
-std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer() const {
+std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer() {
   DecodingOptions o = options_.decoding;
   if (o.condition_on_previous_text && !prompt_.empty()) {
     o.initial_prompt_tokens = prompt_;
@@ -143,7 +143,9 @@ std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer
   }
   if (std::all_of(buffer_.begin(), buffer_.end(), [](float x) { return std::abs(x) < kDigitalSilence; }))
     return {};
-  std::vector<Segment> segments = transcribe(*model_, *tokenizer_, buffer_, o);
+  TranscriptionInfo info;
+  std::vector<Segment> segments = transcribe(*model_, *tokenizer_, buffer_, o, &info);
+  language_ = info.language;
   std::vector<Piece> pieces;
   pieces.reserve(segments.size());
   for (Segment& s : segments) {

@@ -68,6 +68,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "peft/decoding/decoding_options.h"
@@ -141,6 +142,9 @@ class StreamingTranscriber {
   double uncommitted_seconds() const;  // audio held in the buffer
   bool finished() const { return finished_; }
   const std::vector<Segment>& partial() const { return partial_; }
+  // The language of the latest decode (given, detected, or "en" for English-only
+  // models); "" before the first.
+  const std::string& language() const { return language_; }
   const StreamingOptions& options() const { return options_; }
 
  private:
@@ -150,7 +154,7 @@ class StreamingTranscriber {
     int64_t start = 0, end = 0;
   };
   void decode(StreamUpdate& update);
-  std::vector<Piece> transcribe_buffer() const;
+  std::vector<Piece> transcribe_buffer();
   void commit(const std::vector<Piece>& pieces, size_t count, StreamUpdate& update);
   void trim_to(int64_t sample);
   void set_partial(std::vector<Piece> pieces);
@@ -172,6 +176,7 @@ class StreamingTranscriber {
   std::vector<Segment> partial_;  // the same, as reported
   std::vector<int64_t> prompt_;   // tail of the committed text tokens
   bool finished_ = false;
+  std::string language_;
 };
 
 }  // namespace peft::decoding

@@ -22,22 +22,39 @@ RollingSummarizer::RollingSummarizer(std::shared_ptr<const TextModel> model, Rol
 }
 
 std::vector<SpanSummary> RollingSummarizer::push(const std::string& text, double start, double end) {
-  if (!std::isfinite(start) || !std::isfinite(end) || end < start)
-    throw ValueError("rolling summary: segment times " + std::to_string(start) + " .. " +
-                     std::to_string(end) + " are not an interval");
-  if (!segments_.empty() && start < segments_.back().start)
-    throw ValueError("rolling summary: a segment starting at " + std::to_string(start) +
-                     " s arrived after one starting at " + std::to_string(segments_.back().start) + " s");
-  segments_.push_back({text, start, end});
-  if (next_due_ < 0) next_due_ = start + options_.window_seconds;
+  return push(std::vector<TimedText>{{text, start, end}});
+}
+
+std::vector<SpanSummary> RollingSummarizer::push(const std::vector<TimedText>& segments) {
+  double last_start = segments_.empty() ? -HUGE_VAL : segments_.back().start;
+  for (const TimedText& seg : segments) {
+    if (!std::isfinite(seg.start) || !std::isfinite(seg.end) || seg.end < seg.start)
+      throw ValueError("rolling summary: segment times " + std::to_string(seg.start) + " .. " +
+                       std::to_string(seg.end) + " are not an interval");
+    if (seg.start < last_start)
+      throw ValueError("rolling summary: a segment starting at " + std::to_string(seg.start) +
+                       " s arrived after one starting at " + std::to_string(last_start) + " s");
+    last_start = seg.start;
+  }
   std::vector<SpanSummary> out;
-  if (!options_.rolling || end < next_due_) return out;
-  // The last boundary passed; boundaries in between are covered by the same summary.
-  const double passed = std::floor((end - next_due_) / options_.hop_seconds);
-  const double due = next_due_ + passed * options_.hop_seconds;
+  if (segments.empty()) return out;
+  if (next_due_ < 0) next_due_ = segments.front().start + options_.window_seconds;
+  // One-at-a-time pushes would each summarize up to the last boundary their segment
+  // passes and move the next boundary past its end; a batch makes one summary from the
+  // first such window's start to the last boundary, standing for `merged` of them.
+  double due = next_due_;
+  int merged = 0;
+  for (const TimedText& seg : segments) {
+    segments_.push_back(seg);
+    if (!options_.rolling || seg.end < due) continue;
+    ++merged;
+    due += (std::floor((seg.end - due) / options_.hop_seconds) + 1) * options_.hop_seconds;
+  }
+  if (merged == 0) return out;
   const double from = next_due_ - options_.window_seconds;
-  next_due_ = due + options_.hop_seconds;
-  SpanSummary s = summarize_span(from, due, false);
+  next_due_ = due;
+  SpanSummary s = summarize_span(from, due - options_.hop_seconds, false);
+  s.merged = merged;
   if (!s.text.empty()) out.push_back(std::move(s));
   return out;
 }
@@ -57,7 +74,7 @@ SpanSummary RollingSummarizer::summarize_span(double from, double to, bool final
   s.start = from;
   s.end = to;
   std::string text;
-  for (const Segment& seg : segments_)
+  for (const TimedText& seg : segments_)
     if (seg.end > from && seg.start < to) text += (text.empty() ? "" : " ") + seg.text;  // overlaps the span
   if (!text.empty()) s.text = summarize(*model_, text, options_.summary, adapter_).text;
   return s;

@@ -27,12 +27,22 @@ struct RollingOptions {
   void validate() const;
 };
 
+// Text spoken from `start` to `end` (stream seconds).
+struct TimedText {
+  std::string text;
+  double start = 0, end = 0;
+};
+
 struct SpanSummary {
   std::string text;
   // Stream seconds: a rolling summary's window (the text of every segment overlapping
   // it), or the whole stream for the final one.
   double start = 0, end = 0;
   bool final = false;  // the summary of everything, from finish()
+  // Summaries that were due and this one stands for: 1, or more when a batch of text
+  // passed several boundaries that one-at-a-time pushes would each have summarized
+  // (the caller fell behind). A gap in the text is not a merge.
+  int merged = 1;
 };
 
 class RollingSummarizer {
@@ -47,21 +57,24 @@ class RollingSummarizer {
   // arrives in bursts, or the caller fell behind), one summary covers them together.
   // Windows without text give no summary.
   std::vector<SpanSummary> push(const std::string& text, double start, double end);
+  // Adds several segments at once (what piled up while the caller was busy): at most
+  // one summary, covering every boundary they pass, with `merged` saying how many
+  // summaries it replaces. Throws (adding nothing) on segments push() would refuse.
+  std::vector<SpanSummary> push(const std::vector<TimedText>& segments);
   // The summary of everything pushed (empty text: no model run). Further pushes start
   // a new stream.
   SpanSummary finish();
 
+  // The adapter later summaries use (null: none); it must outlive this object.
+  void set_adapter(const adapters::BoundAdapter* adapter) { adapter_ = adapter; }
+
  private:
-  struct Segment {
-    std::string text;
-    double start, end;
-  };
   SpanSummary summarize_span(double from, double to, bool final);
 
   std::shared_ptr<const TextModel> model_;
   RollingOptions options_;
   const adapters::BoundAdapter* adapter_;
-  std::vector<Segment> segments_;
+  std::vector<TimedText> segments_;
   double next_due_ = -1;  // stream time of the next hop boundary; < 0 before the first text
 };
 
