@@ -99,9 +99,9 @@ struct Settings {
   guint beam_size = 1;
   bool vad = false;
   double vad_threshold = 0.5;
-  // Whisper commits whole segments (sentences): on the test stream of LibriVox sentences
-  // (tests/gst/test_whisperasr.cpp), 5 s forced cuts inside sentences (WER 15.5%), 10 s
-  // let sentences commit whole (the text equals the offline transcript's quality).
+  // Whisper commits whole segments (sentences): with 5 s, forced commits cut the test
+  // stream's LibriVox sentences (tests/gst/test_whisperasr.cpp with latency=5000); 10 s
+  // let them commit whole.
   guint latency_ms = 10000;
   guint lateness_ms = 1000;
   gint n_threads = 0;
