@@ -1,11 +1,13 @@
 // peft-transcribe: speech to text with Whisper. Reads WAV files (any rate, any channel
 // count) or raw float32 audio, and prints one transcript per file.
+#include <algorithm>
 #include <cstdlib>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "peft/audio/wav.h"
 #include "peft/decoding/batched_transcription.h"
 #include "peft/decoding/speech_snapping.h"
+#include "peft/decoding/streaming_transcriber.h"
 #include "peft/decoding/transcript_format.h"
 #include "peft/decoding/vad_transcription.h"
 #include "peft/decoding/whisper_decoding.h"
@@ -83,6 +86,13 @@ options:
                     the speech into chunks of at most 30 s, decoded N at a time and
                     independently (no previous-text conditioning, first temperature
                     only, no seeking); faster on long files. Needs the VAD model.
+  --stream-latency MS
+                    transcribe as the whisperasr element does live (StreamingTranscriber:
+                    decodes of the growing audio, committed by local agreement, every
+                    sample decided within MS milliseconds), the file fed in 100 ms
+                    pieces: the element's output without GStreamer. The element's
+                    defaults are --stream-latency 10000 --beam 1 --temperature 0.
+                    Not with --vad, --batch or --snap-to-speech.
   --threads N       libtorch threads (default: all cores)
   --quant Q         none | int8 | int4 | nf4: quantize the model's projections at load
                     time (default none: as the checkpoint stores them; a CTranslate2
@@ -109,7 +119,8 @@ struct Args {
   decoding::DecodingOptions decoding;
   bool vad = false;
   bool snap_to_speech = false;
-  int batch = 0;  // 0: sequential long-form transcription
+  int batch = 0;              // 0: sequential long-form transcription
+  int stream_latency_ms = 0;  // > 0: StreamingTranscriber with this latency
   fs::path vad_model;
   audio::VadOptions vad_options;
   bool vad_threshold_given = false;
@@ -177,6 +188,9 @@ Args parse_args(int argc, char** argv) {
     } else if (arg == "--batch") {
       a.batch = to_int(arg, value());
       if (a.batch < 1) usage_error("--batch must be >= 1");
+    } else if (arg == "--stream-latency") {
+      a.stream_latency_ms = to_int(arg, value());
+      if (a.stream_latency_ms <= 0) usage_error("--stream-latency must be positive");
     } else if (arg == "--threads") {
       a.threads = to_int(arg, value());
     } else if (arg == "--quant") {
@@ -210,7 +224,11 @@ Args parse_args(int argc, char** argv) {
   if (a.decoding.word_timestamps && a.batch > 0)
     usage_error(std::string(a.snap_to_speech ? "--snap-to-speech" : "--word-timestamps") +
                 " does not work with --batch (yet)");
+  if (a.stream_latency_ms > 0 && (a.vad || a.batch > 0 || a.snap_to_speech))
+    usage_error("--stream-latency does not work with --vad, --batch or --snap-to-speech");
   try {
+    if (a.stream_latency_ms > 0)
+      decoding::StreamingOptions::with_latency(a.stream_latency_ms / 1000.0, a.decoding).validate();
     a.decoding.validate();
     a.quant.validate();
     if (a.vad || a.snap_to_speech) a.vad_options.validate();
@@ -228,6 +246,25 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
   return audio::resample(wav.samples, wav.sample_rate);
 }
 
+// The whisperasr element's work on a whole file: 100 ms pushes (the result does not depend
+// on the piece size: streaming_transcriber.h), then finish().
+std::vector<decoding::Segment> transcribe_streaming(std::shared_ptr<const models::WhisperModel> model,
+                                                    std::shared_ptr<const text::WhisperTokenizer> tokenizer,
+                                                    const std::vector<float>& samples, const Args& args) {
+  decoding::StreamingTranscriber stream(
+      std::move(model), std::move(tokenizer),
+      decoding::StreamingOptions::with_latency(args.stream_latency_ms / 1000.0, args.decoding));
+  std::vector<decoding::Segment> segments;
+  auto keep = [&](decoding::StreamUpdate&& u) {
+    for (auto& segment : u.committed) segments.push_back(std::move(segment));
+  };
+  constexpr size_t kPiece = decoding::StreamingTranscriber::kSampleRate / 10;
+  for (size_t at = 0; at < samples.size(); at += kPiece)
+    keep(stream.push(samples.data() + at, std::min(kPiece, samples.size() - at)));
+  keep(stream.finish());
+  return segments;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,7 +280,7 @@ int main(int argc, char** argv) {
   configure_runtime(args.threads);
 
   std::shared_ptr<const models::WhisperModel> model;
-  std::optional<text::WhisperTokenizer> tokenizer;
+  std::shared_ptr<const text::WhisperTokenizer> tokenizer;
   std::optional<audio::SileroVad> vad;
   try {
     model = models::WhisperModel::load(args.model, args.quant);
@@ -251,8 +288,8 @@ int main(int argc, char** argv) {
               << quant::to_string(args.quant.type) << ")\n";
     if (!args.adapter.empty()) args.decoding.adapter = model->bind(adapters::PeftAdapter::load(args.adapter));
     const fs::path dir = fs::is_directory(args.model) ? args.model : args.model.parent_path();
-    tokenizer.emplace(args.tokenizer.empty() ? dir / "tokenizer.json" : args.tokenizer,
-                      model->dims().n_vocab);
+    tokenizer = std::make_shared<const text::WhisperTokenizer>(
+        args.tokenizer.empty() ? dir / "tokenizer.json" : args.tokenizer, model->dims().n_vocab);
     if (!tokenizer->multilingual() && !args.decoding.language.empty() && args.decoding.language != "en")
       std::cerr << "peft-transcribe: warning: the model is English-only; transcribing as English, not '"
                 << args.decoding.language << "'\n";
@@ -269,7 +306,9 @@ int main(int argc, char** argv) {
       const std::vector<float> samples = load_audio(file, args.raw_rate);
       decoding::TranscriptionInfo info;
       std::vector<decoding::Segment> segments;
-      if (args.batch > 0) {
+      if (args.stream_latency_ms > 0) {
+        segments = transcribe_streaming(model, tokenizer, samples, args);
+      } else if (args.batch > 0) {
         decoding::BatchedOptions batched;
         batched.batch_size = args.batch;
         if (args.vad_threshold_given) {

@@ -30,7 +30,7 @@ BOOST_AUTO_TEST_CASE(help_documents_every_option) {
   BOOST_CHECK_EQUAL(r.status, 0);
   for (const char* option : {"--model", "--quant", "--beam", "--language", "--task", "--vad", "--threads",
                              "--format", "--adapter", "--word-timestamps", "--snap-to-speech", "--batch",
-                             "--raw-rate", "--initial-prompt", "--temperature"})
+                             "--raw-rate", "--initial-prompt", "--temperature", "--stream-latency"})
     BOOST_CHECK_MESSAGE(r.out.find(std::string("\n  ") + option + " ") != std::string::npos ||
                             r.out.find(std::string("\n  ") + option + "\n") != std::string::npos,
                         option << " is not documented by --help");
@@ -72,10 +72,28 @@ BOOST_AUTO_TEST_CASE(srt_and_vtt) {
   BOOST_CHECK_EQUAL(vtt.out.rfind("WEBVTT\n\n00:00:00.000 --> ", 0), 0u);
 }
 
+// The whisperasr element's streaming decoding without GStreamer: with a 4 s latency the
+// first 4 s of the 7.1 s utterance must be decided before its end, so the sentence comes
+// out as two cues (the forced commit cuts it: what a short latency costs), whose times
+// stay inside the audio.
+BOOST_AUTO_TEST_CASE(stream_latency_transcribes_as_the_element) {
+  peft_test::require_model_file("whisper-tiny.en");
+  const std::string utterance =
+      "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+  const Run r = transcribe("--stream-latency 4000 --beam 1 --temperature 0 --format srt '" + utterance + "'");
+  BOOST_REQUIRE_MESSAGE(r.status == 0, r.err);
+  BOOST_CHECK_MESSAGE(r.out.find("John Dashwood had then leisure to consider") != std::string::npos, r.out);
+  BOOST_CHECK_MESSAGE(r.out.find("prudently in his power to do for them.") != std::string::npos, r.out);
+  BOOST_CHECK_MESSAGE(r.out.find("\n2\n00:00:0") != std::string::npos, r.out);
+  BOOST_CHECK_EQUAL(r.out.rfind("1\n00:00:0", 0), 0u);
+  BOOST_CHECK(r.out.find("00:00:08,") == std::string::npos);  // the file is 7.0 s long
+}
+
 BOOST_AUTO_TEST_CASE(bad_options_exit_2_and_bad_files_exit_1_naming_the_file) {
   for (const char* bad :
        {"--beam 0 x.wav", "--quant int3 x.wav", "--format doc x.wav", "--no-such-option x.wav", "",
-        "--snap-to-speech --batch 4 x.wav", "--vad-threshold 2 --vad x.wav"}) {
+        "--snap-to-speech --batch 4 x.wav", "--vad-threshold 2 --vad x.wav", "--stream-latency 0 x.wav",
+        "--stream-latency 31000 x.wav", "--stream-latency 5000 --vad x.wav"}) {
     const Run r = transcribe(bad);
     BOOST_TEST_CONTEXT("peft-transcribe " << bad << ": " << r.err) {
       BOOST_CHECK_EQUAL(r.status, 2);

@@ -63,6 +63,7 @@ GST_DEBUG_CATEGORY_STATIC(whisper_asr_debug);
 #define GST_CAT_DEFAULT whisper_asr_debug
 
 namespace fs = std::filesystem;
+using peft::decoding::DecodingOptions;
 using peft::decoding::Segment;
 using peft::decoding::StreamingOptions;
 using peft::decoding::StreamingTranscriber;
@@ -673,8 +674,7 @@ static bool create_stream(GstWhisperAsr* self) {
     std::lock_guard<std::mutex> lock(s.settings_mutex);
     settings = s.settings;
   }
-  StreamingOptions o;
-  auto& d = o.decoding;
+  DecodingOptions d;
   d.beam_size = static_cast<int>(settings.beam_size);
   d.language = settings.language;
   d.task = settings.task == kTranslate ? "translate" : "transcribe";
@@ -692,11 +692,7 @@ static bool create_stream(GstWhisperAsr* self) {
           ("The model is English-only: transcribing as English, not '%s'", d.language.c_str()), (nullptr));
     d.language.clear();
   }
-  // Decide every `step` and commit within `latency`: the transcriber's bound is
-  // step + max_latency (streaming_transcriber.h).
-  const double latency = settings.latency_ms / 1000.0;
-  o.step_seconds = std::min(1.0, latency / 4);
-  o.max_latency_seconds = latency - o.step_seconds;
+  const StreamingOptions o = StreamingOptions::with_latency(settings.latency_ms / 1000.0, std::move(d));
   s.step_seconds = o.step_seconds;
   s.n_threads = settings.n_threads;
   s.threads_set = false;

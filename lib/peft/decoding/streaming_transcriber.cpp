@@ -44,6 +44,14 @@ void StreamingOptions::validate() const {
   decoding.validate();
 }
 
+StreamingOptions StreamingOptions::with_latency(double latency_seconds, DecodingOptions decoding) {
+  StreamingOptions o;
+  o.decoding = std::move(decoding);
+  o.step_seconds = std::min(1.0, latency_seconds / 4);
+  o.max_latency_seconds = latency_seconds - o.step_seconds;
+  return o;
+}
+
 StreamingTranscriber::StreamingTranscriber(std::shared_ptr<const models::WhisperModel> model,
                                            std::shared_ptr<const text::WhisperTokenizer> tokenizer,
                                            StreamingOptions options)

@@ -86,6 +86,11 @@ struct StreamingOptions {
   // Throws peft::ValueError naming the first option out of range: step and latency
   // must be > 0 and together at most 30 s (the buffer must fit one Whisper window).
   void validate() const;
+
+  // Options under which every sample is decided within `latency_seconds` of stream time
+  // (step + max_latency = latency, with a step of min(1 s, latency / 4)): what the
+  // whisperasr element's `latency` property and peft-transcribe's --stream-latency mean.
+  static StreamingOptions with_latency(double latency_seconds, DecodingOptions decoding = {});
 };
 
 struct StreamUpdate {
