@@ -5,8 +5,9 @@
 // read back by GStreamer's subparse and the VTT by a parser here (same cues, monotonic
 // times within the audio), no .partial file left; the summary (text and JSON) on WAV and
 // MP4 only, since SmolLM2 is the slow part. Then a live-simulated source (identity
-// sync=true) with --live-captions and --duration, SIGINT during a live run, and the
-// errors: undecodable input, a missing model, bad usage.
+// sync=true) with --live-captions and --duration, SIGINT during a live run, --reconnect
+// on an HTTP URI (a server in the test), and the errors: undecodable input, a missing
+// model, a server that went away, bad usage.
 //
 // WER bound: tiny.en transcribes this clip as "And Mr. John Dashwood ... for them. / He
 // was not an old-sposed young man." — 2 errors in 30 words (6.7%) on every format
@@ -25,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "pipelines/http_file_server.h"
 #include "pipelines/run_program.h"
 #include "pipelines/subtitle_check.h"
 #include "pipelines/test_media.h"
@@ -250,6 +252,41 @@ BOOST_AUTO_TEST_CASE(sigint_completes_outputs) {
   BOOST_CHECK(!lines_of(summary).empty());
   const auto j = nlohmann::json::parse(read_file(out / "live.summary.json"));
   BOOST_CHECK_LT(j.at("start").get<double>(), j.at("end").get<double>());
+}
+
+// --reconnect on a network URI: the server's stream ends, the program fetches it again and
+// the second pass continues the timeline; then a server that is gone: the retries run
+// out, exit 1, no outputs.
+BOOST_AUTO_TEST_CASE(reconnect_http) {
+  const Speech s = joined_librivox(media().dir / "short.wav", {"0870"});
+  const fs::path out = media().dir / "out-http";
+  std::string url;
+  {
+    HttpFileServer server(read_file(s.wav), 2);
+    url = server.url("short.wav");
+    const ProgramResult r = run_program({program(), "--no-summary", "--output-dir", out.string(),
+                                         "--reconnect", "1", "--reconnect-delay", "0.2", url});
+    BOOST_TEST_MESSAGE("reconnect: " << r.seconds << " s: " << r.err);
+    BOOST_REQUIRE_MESSAGE(r.status == 0, "exit " << r.status << ": " << r.err);
+    BOOST_CHECK_EQUAL(server.requests(), 2);
+    BOOST_CHECK(r.err.find("reconnecting") != std::string::npos);
+  }
+  Speech twice = s;
+  twice.reference = s.reference + " " + s.reference;
+  twice.seconds = 2 * s.seconds;
+  check_outputs(out, "short", twice, false, "http, reconnected once");
+  const auto vtt = parse_vtt(read_file(out / "short.vtt"));
+  BOOST_REQUIRE(!vtt.empty());
+  BOOST_CHECK_GE(vtt.back().end, 2 * s.seconds - 1.0);  // the second pass after the first
+
+  // The server is gone now: connection refused, one retry, then the error.
+  const fs::path out2 = media().dir / "out-http-gone";
+  const ProgramResult r = run_program({program(), "--no-summary", "--output-dir", out2.string(),
+                                       "--reconnect", "1", "--reconnect-delay", "0.2", url});
+  BOOST_TEST_MESSAGE("server gone: " << r.err);
+  BOOST_CHECK_EQUAL(r.status, 1);
+  BOOST_CHECK(contains_all(r.err, {url, "no answer from the server", "reconnecting", "no reconnects left"}));
+  BOOST_CHECK(!fs::exists(out2) || fs::is_empty(out2));
 }
 
 BOOST_AUTO_TEST_CASE(undecodable_input) {
