@@ -182,7 +182,7 @@ Options parse_args(int argc, char** argv) {
   auto sum = [&](const char* prop, const char* flag) {
     o.props.push_back({"peftsummarize", prop, optarg, flag});
   };
-  for (int c; (c = getopt_long(argc, argv, "+h", long_options, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, "h", long_options, nullptr)) != -1;) {
     switch (c) {
       case 'h':
         std::cout << kUsage;
