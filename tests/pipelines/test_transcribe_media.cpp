@@ -4,10 +4,10 @@
 // (with a video track) and MP4/AAC in a temp dir. For each: the transcript's WER, the SRT
 // read back by GStreamer's subparse and the VTT by a parser here (same cues, monotonic
 // times within the audio), no .partial file left; the summary (text and JSON) on WAV and
-// MP4 only, since SmolLM2 is the slow part. Then a live-simulated source (identity
-// sync=true) with --live-captions and --duration, SIGINT during a live run, --reconnect
-// on an HTTP URI (a server in the test), and the errors: undecodable input, a missing
-// model, a server that went away, bad usage.
+// MP4 only (MP4 with window summaries), since SmolLM2 is the slow part. Then a
+// live-simulated source (identity sync=true) with --live-captions and --duration, SIGINT
+// during a live run, --reconnect on an HTTP URI (a server in the test), and the errors:
+// undecodable input, a missing model, a server that went away, bad usage.
 //
 // WER bound: tiny.en transcribes this clip as "And Mr. John Dashwood ... for them. / He
 // was not an old-sposed young man." — 2 errors in 30 words (6.7%) on every format
@@ -134,7 +134,8 @@ std::string check_outputs(const fs::path& dir, const std::string& name, const Sp
   return transcript;
 }
 
-void check_format(const std::string& format, bool summary) {
+// `extra`: more options for the program.
+void check_format(const std::string& format, bool summary, const std::vector<std::string>& extra = {}) {
   const Speech& s = media().speech;
   const fs::path input = format == "wav" ? s.wav : encode(s.wav, format);
   const fs::path out = media().dir / ("out-" + format);
@@ -143,12 +144,28 @@ void check_format(const std::string& format, bool summary) {
     args.insert(args.end(), {"--max-new-tokens", "32"});
   else
     args.push_back("--no-summary");
+  args.insert(args.end(), extra.begin(), extra.end());
   args.push_back(input.string());
   const ProgramResult r = run_program(args);
   BOOST_TEST_MESSAGE(format << ": " << r.seconds << " s");
   BOOST_REQUIRE_MESSAGE(r.status == 0, format << ": exit " << r.status << ": " << r.err);
   BOOST_CHECK(r.out.empty());  // no --print: stdout stays empty
   check_outputs(out, "speech", s, summary, format);
+}
+
+// The summary JSON's windows: in order, each span within the audio.
+size_t check_windows(const fs::path& json, double seconds) {
+  const auto windows = nlohmann::json::parse(read_file(json)).at("windows");
+  double prev_start = -1;
+  for (const auto& w : windows) {
+    BOOST_TEST_MESSAGE("window " << w.dump());
+    BOOST_CHECK(!w.at("summary").get<std::string>().empty());
+    BOOST_CHECK_LT(w.at("start").get<double>(), w.at("end").get<double>());
+    BOOST_CHECK_GT(w.at("start").get<double>(), prev_start);
+    BOOST_CHECK_LE(w.at("end").get<double>(), seconds + 0.5);
+    prev_start = w.at("start").get<double>();
+  }
+  return windows.size();
 }
 
 const std::regex kCaptionLine(
@@ -185,7 +202,11 @@ BOOST_AUTO_TEST_CASE(flac) { check_format("flac", false); }
 BOOST_AUTO_TEST_CASE(mp3) { check_format("mp3", false); }
 BOOST_AUTO_TEST_CASE(ogg_vorbis) { check_format("ogg", false); }
 BOOST_AUTO_TEST_CASE(mkv_audio_track) { check_format("mkv", false); }
-BOOST_AUTO_TEST_CASE(mp4_aac) { check_format("mp4", true); }
+// With disjoint 4 s windows: 10.1 s of speech gives window summaries besides the final one.
+BOOST_AUTO_TEST_CASE(mp4_aac_with_window_summaries) {
+  check_format("mp4", true, {"--summary-mode", "window", "--window", "4"});
+  BOOST_CHECK_GE(check_windows(media().dir / "out-mp4" / "speech.summary.json", media().speech.seconds), 2u);
+}
 
 // A live-simulated source through the microphone script: captions on stdout as they are
 // decided (before the run ends, never before their audio has played), --duration stops it.
@@ -235,6 +256,8 @@ BOOST_AUTO_TEST_CASE(sigint_completes_outputs) {
   BOOST_REQUIRE_MESSAGE(first, "no caption before the end: " << p.err());
   p.signal(SIGINT);
   const double signalled = p.elapsed();
+  std::vector<std::string> rest;  // what it prints after the signal
+  while (auto l = p.next_line()) rest.push_back(l->first);
   const int status = p.wait();
   BOOST_TEST_MESSAGE("sigint: first caption at " << first->second << " s, exit at " << p.end_seconds()
                                                  << " s");
@@ -250,6 +273,10 @@ BOOST_AUTO_TEST_CASE(sigint_completes_outputs) {
   const std::string summary = read_file(out / "live.summary.txt");
   BOOST_TEST_MESSAGE("sigint: " << transcript << " / summary: " << summary);
   BOOST_CHECK(!lines_of(summary).empty());
+  // --live-captions prints the final summary too, after the last captions.
+  BOOST_REQUIRE(!rest.empty());
+  BOOST_CHECK_EQUAL(rest.back().rfind("[final summary 00:00:", 0), 0u);
+  BOOST_CHECK(rest.back().find("] " + lines_of(summary).front()) != std::string::npos);
   const auto j = nlohmann::json::parse(read_file(out / "live.summary.json"));
   BOOST_CHECK_LT(j.at("start").get<double>(), j.at("end").get<double>());
 }
