@@ -677,7 +677,13 @@ void Run::on_no_more_pads(GstElement* decodebin, gpointer data) {
 GstPadProbeReturn Run::on_audio(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
   auto* self = static_cast<Run*>(data);
   GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
-  if (self->eos_sent_) return GST_PAD_PROBE_DROP;
+  // After our EOS: drop the buffer and answer EOS, so the source and decoders stop too.
+  auto drop_as_eos = [&] {
+    gst_buffer_unref(buf);
+    GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GST_FLOW_EOS;
+    return GST_PAD_PROBE_HANDLED;
+  };
+  if (self->eos_sent_) return drop_as_eos();
   double start = -1, end = -1;
   if (GST_BUFFER_PTS_IS_VALID(buf)) {
     GstEvent* ev = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
@@ -703,7 +709,7 @@ GstPadProbeReturn Run::on_audio(GstPad* pad, GstPadProbeInfo* info, gpointer dat
   if (!self->stop_) return GST_PAD_PROBE_OK;
   self->eos_sent_ = true;
   gst_pad_push_event(pad, gst_event_new_eos());
-  return GST_PAD_PROBE_DROP;
+  return drop_as_eos();
 }
 
 GstFlowReturn Run::on_caption(GstAppSink* sink, gpointer data) {
