@@ -13,8 +13,9 @@
 static void on_pad_added(GstElement*, GstPad* pad, gpointer convert) {
   GstPad* sink = gst_element_get_static_pad(GST_ELEMENT(convert), "sink");
   GstCaps* caps = gst_pad_query_caps(pad, nullptr);
-  const char* kind = gst_structure_get_name(gst_caps_get_structure(caps, 0));
-  if (!gst_pad_is_linked(sink) && g_str_has_prefix(kind, "audio/")) gst_pad_link(pad, sink);
+  const GstStructure* kind = gst_caps_is_empty(caps) ? nullptr : gst_caps_get_structure(caps, 0);
+  if (kind && g_str_has_prefix(gst_structure_get_name(kind), "audio/") && !gst_pad_is_linked(sink))
+    gst_pad_link(pad, sink);
   gst_caps_unref(caps);
   gst_object_unref(sink);
 }
