@@ -1,0 +1,306 @@
+// peft-batch as users run it (the build's pipelines/ directory, next to the real
+// peft-transcribe-media and the plugin) on a folder made from LibriVox recordings: a WAV,
+// a FLAC and, in a sub-folder, an MP3, plus a file that does not decode and a text file
+// that is not media. Checked: the outputs of each file, their WER against the known
+// text, the manifest (done/failed, error text), exit status 1 for the failed file; a
+// rerun transcribes nothing again; a batch killed with SIGKILL after its first file
+// leaves no transcriber running and a rerun finishes the rest; SIGTERM stops a batch
+// with exit status 143, no partial outputs and a consistent manifest.
+#define BOOST_TEST_MODULE batch
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "peft/metrics/english_normalizer.h"
+#include "peft/metrics/wer.h"
+#include "pocketsphinx_testdata.h"
+#include "test_support.h"
+
+extern char** environ;
+
+namespace {
+
+using peft_test::fs::path;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+path program() {
+  const path p = peft_test::env_dir("PEFT_PIPELINES_DIR", "build/pipelines") / "peft-batch";
+  BOOST_REQUIRE_MESSAGE(fs::exists(p), p << " is not built");
+  return p;
+}
+
+// A started peft-batch; stdout and stderr go to files.
+struct Batch {
+  pid_t pid = -1;
+  path out, err;
+};
+
+Batch start(const std::vector<std::string>& args, const path& logs) {
+  Batch b;
+  b.out = logs.string() + ".out";
+  b.err = logs.string() + ".err";
+  std::vector<std::string> all = {program().string()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, b.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, b.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  BOOST_REQUIRE_EQUAL(posix_spawn(&b.pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return b;
+}
+
+// Exit status, or 128 + the signal that ended it.
+int finish(const Batch& b) {
+  int w = 0;
+  BOOST_REQUIRE_EQUAL(waitpid(b.pid, &w, 0), b.pid);
+  return WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
+}
+
+struct Result {
+  int status;
+  std::string err;
+  double seconds;
+};
+
+Result run(const std::vector<std::string>& args, const path& logs) {
+  const auto t0 = Clock::now();
+  const Batch b = start(args, logs);
+  const int status = finish(b);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {status, peft_test::read_file(b.err), s};
+}
+
+std::vector<nlohmann::json> manifest_lines(const path& output_dir) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(peft_test::read_file(output_dir / "manifest.jsonl"));
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+std::map<std::string, nlohmann::json> manifest(const path& output_dir) {
+  std::map<std::string, nlohmann::json> m;
+  for (auto& r : manifest_lines(output_dir)) m[r.at("input").get<std::string>()] = r;
+  return m;
+}
+
+// Files under `dir` whose names end with `suffix`.
+std::vector<path> files_ending(const path& dir, const std::string& suffix) {
+  std::vector<path> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(e.path());
+  }
+  return out;
+}
+
+// Transcribers writing into `output_dir` (their command lines name it after --output-dir).
+std::vector<std::string> transcribers_into(const path& output_dir) {
+  const std::string text = "--output-dir " + output_dir.string();
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid == std::to_string(getpid())) continue;
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string cmd(std::istreambuf_iterator<char>(f), {});
+    for (auto& c : cmd)
+      if (c == '\0') c = ' ';
+    if (cmd.find(text) != std::string::npos) found.push_back(pid + ": " + cmd);
+  }
+  return found;
+}
+
+void encode(const std::string& wav, const path& out, const std::string& encoder) {
+  const std::string cmd = "gst-launch-1.0 -q filesrc location='" + wav + "' ! wavparse ! audioconvert ! " +
+                          encoder + " ! filesink location='" + out.string() + "' >/dev/null";
+  BOOST_REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "cannot encode with: " << cmd);
+}
+
+// The archive: a.wav, b.flac, sub/c.mp3, broken.ogg (not decodable), notes.txt (not media).
+struct Archive {
+  peft_test::TempDir tmp;
+  path in = tmp / "archive";
+  std::map<std::string, std::string> reference;  // input -> known text
+
+  Archive() {
+    const auto utterances = peft_test::pocketsphinx_utterances("librivox");
+    BOOST_REQUIRE_MESSAGE(utterances.size() >= 3, "pocketsphinx-testdata is not installed (./setup)");
+    fs::create_directories(in / "sub");
+    fs::copy_file(utterances[0].wav, in / "a.wav");
+    encode(utterances[1].wav, in / "b.flac", "flacenc");
+    encode(utterances[2].wav, in / "sub" / "c.mp3", "lamemp3enc");
+    reference = {{"a.wav", utterances[0].reference},
+                 {"b.flac", utterances[1].reference},
+                 {"sub/c.mp3", utterances[2].reference}};
+    std::string junk;
+    for (int i = 0; i < 200; ++i) junk += "this is not an Ogg stream " + std::to_string(i) + "\n";
+    peft_test::write_file(in / "broken.ogg", junk);
+    peft_test::write_file(in / "notes.txt", "not media\n");
+  }
+};
+
+const std::vector<std::string> kFast = {"-j", "2", "--no-summary"};
+
+std::vector<std::string> args(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+// Checks the outputs and manifest of a batch over the Archive that has finished.
+void check_finished(const Archive& a, const path& out, const std::string& err) {
+  auto m = manifest(out);
+  BOOST_CHECK_EQUAL(m.size(), 4u);  // notes.txt ignored
+  for (const auto& [input, ref] : a.reference) {
+    BOOST_REQUIRE_MESSAGE(m.count(input), input << " is not in the manifest");
+    const auto& r = m[input];
+    BOOST_CHECK_EQUAL(r.at("status"), "done");
+    BOOST_CHECK_EQUAL(r.at("size").get<std::uintmax_t>(), fs::file_size(a.in / input));
+    const std::string stem = (path(input).parent_path() / path(input).stem()).generic_string();
+    const std::vector<std::string> expected = {stem + ".txt", stem + ".srt", stem + ".vtt"};
+    BOOST_CHECK(r.at("outputs").get<std::vector<std::string>>() == expected);
+    for (const auto& o : expected) BOOST_CHECK_MESSAGE(fs::is_regular_file(out / o), o << " is missing");
+  }
+  BOOST_REQUIRE(m.count("broken.ogg"));
+  BOOST_CHECK_EQUAL(m["broken.ogg"].at("status"), "failed");
+  const std::string error = m["broken.ogg"].at("error");
+  BOOST_TEST_MESSAGE("broken.ogg: " << error);
+  BOOST_CHECK_MESSAGE(error.find("broken.ogg") != std::string::npos, "the error does not name the file");
+  BOOST_CHECK_MESSAGE(err.find("FAILED  broken.ogg: ") != std::string::npos, "stderr lacks the failure");
+  BOOST_CHECK(m["broken.ogg"].at("outputs").empty());
+  BOOST_CHECK(!fs::exists(out / "broken.txt"));
+  BOOST_CHECK(!fs::exists(out / "notes.txt"));
+  BOOST_CHECK(files_ending(out, ".partial").empty());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(help_and_usage) {
+  peft_test::TempDir tmp;
+  const Result h = run({"--help"}, tmp / "help");
+  BOOST_CHECK_EQUAL(h.status, 0);
+  const std::string text = peft_test::read_file(tmp / "help.out");
+  for (const char* o : {"--jobs", "--n-threads", "--all", "--force", "--transcriber", "--formats",
+                        "--no-summary", "--max-new-tokens", "manifest.jsonl", "Exit status"})
+    BOOST_CHECK_MESSAGE(text.find(o) != std::string::npos, o << " is not documented by --help");
+  const Result bad = run({(tmp / "no-such-folder").string()}, tmp / "bad");
+  BOOST_CHECK_EQUAL(bad.status, 2);
+  BOOST_CHECK_MESSAGE(bad.err.find("no-such-folder is not a folder") != std::string::npos, bad.err);
+}
+
+// A first run, then a rerun that only retries the failed file.
+BOOST_AUTO_TEST_CASE(archive_then_resume) {
+  Archive a;
+  const path out = a.tmp / "out";
+  const Result first = run(args(kFast, {a.in.string(), out.string()}), a.tmp / "first");
+  BOOST_TEST_MESSAGE("first run: " << first.seconds << " s\n" << first.err);
+  BOOST_CHECK_EQUAL(first.status, 1);  // broken.ogg failed
+  check_finished(a, out, first.err);
+
+  std::vector<std::string> refs, hyps;
+  for (const auto& [input, ref] : a.reference) {
+    const path txt = out / (path(input).parent_path() / (path(input).stem().string() + ".txt"));
+    std::string text = peft_test::read_file(txt);
+    for (auto& c : text)
+      if (c == '\n') c = ' ';
+    BOOST_TEST_MESSAGE(input << ": " << text);
+    const double w =
+        peft::metrics::wer(peft::metrics::normalize_english(ref), peft::metrics::normalize_english(text));
+    BOOST_TEST_MESSAGE(input << " WER " << w * 100 << "%");
+    BOOST_CHECK_LE(w, 0.25);
+    refs.push_back(peft::metrics::normalize_english(ref));
+    hyps.push_back(peft::metrics::normalize_english(text));
+  }
+  const double corpus = peft::metrics::corpus_wer(refs, hyps).wer;
+  BOOST_TEST_MESSAGE("corpus WER " << corpus * 100 << "%");
+  BOOST_CHECK_LE(corpus, 0.15);
+
+  // Rerun: the done files are skipped (records and outputs untouched), broken.ogg is retried.
+  std::map<std::string, std::string> done_lines;
+  for (const auto& r : manifest_lines(out))
+    if (r.at("status") == "done") done_lines[r.at("input")] = r.dump();
+  const auto txt_time = fs::last_write_time(out / "a.txt");
+  const Result again = run(args(kFast, {a.in.string(), out.string()}), a.tmp / "again");
+  BOOST_TEST_MESSAGE("rerun: " << again.seconds << " s\n" << again.err);
+  BOOST_CHECK_EQUAL(again.status, 1);
+  BOOST_CHECK_MESSAGE(again.err.find("3 already done, 1 to transcribe") != std::string::npos, again.err);
+  BOOST_CHECK_LT(again.seconds, first.seconds / 2);
+  for (const auto& r : manifest_lines(out))
+    if (done_lines.count(r.at("input"))) BOOST_CHECK_EQUAL(r.dump(), done_lines[r.at("input")]);
+  BOOST_CHECK(fs::last_write_time(out / "a.txt") == txt_time);
+  check_finished(a, out, again.err);
+}
+
+// SIGKILL after the first file is done: no transcriber outlives the batch, and a rerun
+// finishes the others (removing what the killed transcriber left).
+BOOST_AUTO_TEST_CASE(killed_batch_resumes) {
+  Archive a;
+  const path out = a.tmp / "out";
+  const Batch b = start(args({"-j", "1", "--no-summary"}, {a.in.string(), out.string()}), a.tmp / "killed");
+  const auto deadline = Clock::now() + std::chrono::minutes(3);
+  bool one_done = false;
+  while (!one_done && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream f(out / "manifest.jsonl");
+    for (std::string line; std::getline(f, line);)
+      if (line.find("\"status\":\"done\"") != std::string::npos) one_done = true;
+  }
+  BOOST_REQUIRE_MESSAGE(one_done, "no file finished within 3 minutes");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the next transcriber runs
+  const auto running = transcribers_into(out);
+  BOOST_TEST_MESSAGE("before the kill: " << running.size() << " process(es) writing into the folder");
+  kill(b.pid, SIGKILL);
+  BOOST_CHECK_EQUAL(finish(b), 128 + SIGKILL);
+  std::vector<std::string> left;
+  for (int i = 0; i < 40 && !(left = transcribers_into(out)).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_CHECK_MESSAGE(left.empty(), "a transcriber outlived the killed batch: " << left.front());
+  size_t done_before = 0;
+  for (const auto& [input, r] : manifest(out)) done_before += r.at("status") == "done";
+  BOOST_CHECK_GE(done_before, 1u);
+  BOOST_CHECK_LT(done_before, 3u);
+
+  const Result rerun = run(args(kFast, {a.in.string(), out.string()}), a.tmp / "rerun");
+  BOOST_TEST_MESSAGE("rerun after the kill: " << rerun.seconds << " s\n" << rerun.err);
+  BOOST_CHECK_EQUAL(rerun.status, 1);
+  BOOST_CHECK_MESSAGE(rerun.err.find(std::to_string(done_before) + " already done") != std::string::npos,
+                      rerun.err);
+  check_finished(a, out, rerun.err);
+}
+
+// SIGTERM while the first files run: exit status 143, nothing partial left, the manifest
+// holds only finished files, and a rerun transcribes them.
+BOOST_AUTO_TEST_CASE(sigterm_stops_cleanly) {
+  Archive a;
+  const path out = a.tmp / "out";
+  const Batch b = start(args(kFast, {a.in.string(), out.string()}), a.tmp / "term");
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (transcribers_into(out).empty() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(b.pid, SIGTERM);
+  BOOST_CHECK_EQUAL(finish(b), 143);
+  const std::string err = peft_test::read_file(b.err);
+  BOOST_TEST_MESSAGE(err);
+  BOOST_CHECK_MESSAGE(err.find("stopped by signal 15 (rerun to continue)") != std::string::npos, err);
+  BOOST_CHECK(transcribers_into(out).empty());
+  BOOST_CHECK(files_ending(out, ".partial").empty());
+  for (const auto& [input, r] : manifest(out))  // whatever finished is complete
+    for (const auto& o : r.at("outputs")) BOOST_CHECK(fs::is_regular_file(out / o.get<std::string>()));
+}
