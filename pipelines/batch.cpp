@@ -598,10 +598,11 @@ int main(int argc, char** argv) {
       const Job& j = *todo[next++];
       fs::create_directories(j.out_dir, ec);
       remove_outputs(opt.output_dir, j.outputs);  // stale ones from an older version of the file
-      std::vector<std::string> args = {transcriber.string(), j.input.string(), "--output-dir",
-                                       j.out_dir.string(),   "--name",         j.name};
+      // Options first, the input (an absolute path, so never taken for an option) last.
+      std::vector<std::string> args = {transcriber.string(), "--output-dir", j.out_dir.string(), "--name",
+                                       j.name};
       args.insert(args.end(), shaping.begin(), shaping.end());
-      args.insert(args.end(), {"--n-threads", std::to_string(opt.n_threads)});
+      args.insert(args.end(), {"--n-threads", std::to_string(opt.n_threads), j.input.string()});
       running.push_back(launch(transcriber, args, j));
     }
     if (g_signal) break;
