@@ -16,6 +16,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -150,8 +151,10 @@ struct Archive {
     encode(u2.wav, in / "b.flac", "flacenc");
     encode(u3.wav, in / "sub" / "c.mp3", "lamemp3enc");
     reference = {{"a.wav", u1.reference}, {"b.flac", u2.reference}, {"sub/c.mp3", u3.reference}};
-    std::string junk;
-    for (int i = 0; i < 200; ++i) junk += "this is not an Ogg stream " + std::to_string(i) + "\n";
+    // An Ogg page signature followed by noise: GStreamer finds no stream type in it.
+    std::string junk = "OggS";
+    std::mt19937 rng(7);
+    for (int i = 0; i < 8000; ++i) junk += static_cast<char>(rng() & 0xff);
     peft_test::write_file(in / "broken.ogg", junk);
     peft_test::write_file(in / "notes.txt", "not media\n");
   }
