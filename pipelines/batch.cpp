@@ -550,8 +550,7 @@ int main(int argc, char** argv) {
   const std::string program = transcriber.filename().string();
 
   auto finish = [&](Child& c, int wstatus) {
-    while (drain(c)) {
-    }
+    drain(c);  // all it wrote is in the pipe now (a process it started may keep the pipe open)
     ::close(c.out_fd);
     const Job& j = *c.job;
     Record r;
@@ -631,8 +630,17 @@ int main(int argc, char** argv) {
   if (signo) {
     // Stop: kill the running transcribers, wait for them, remove their partial outputs.
     // Their files keep whatever record they had, so a rerun transcribes them again.
-    for (auto& c : running) ::kill(-c.pid, SIGKILL);
     for (auto& c : running) {
+      int wstatus = 0;
+      if (::waitpid(c.pid, &wstatus, WNOHANG) == c.pid) {  // it ended meanwhile: keep its result
+        finish(c, wstatus);
+        c.pid = -1;
+      } else {
+        ::kill(-c.pid, SIGKILL);
+      }
+    }
+    for (auto& c : running) {
+      if (c.pid < 0) continue;
       ::waitpid(c.pid, nullptr, 0);
       ::close(c.out_fd);
       remove_partials(*c.job);

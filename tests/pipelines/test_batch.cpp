@@ -1,15 +1,19 @@
 // peft-batch as users run it (the build's pipelines/ directory, next to the real
 // peft-transcribe-media and the plugin) on a folder made from LibriVox recordings: a WAV,
 // a FLAC and, in a sub-folder, an MP3, plus a file that does not decode and a text file
-// that is not media. A batch killed with SIGKILL while its second file is being written
-// leaves no transcriber running; a rerun removes the partial outputs and finishes the
-// rest (outputs of each file, WER against the known text, manifest done/failed with the
-// error text, exit status 1 for the failed file); another rerun transcribes nothing
-// again. SIGTERM stops a batch with exit status 143, no partial outputs and a consistent
-// manifest. The README section's commands (docs/pipelines/batch.md, with summaries) run
-// as written.
+// that is not media.
+// - A batch killed with SIGKILL while its second file is being written leaves no
+//   transcriber running; a rerun removes the partial outputs and finishes the rest
+//   (outputs of each file, WER against the known text, manifest done/failed with the
+//   error text, exit status 1 for the failed file); another rerun transcribes nothing
+//   again (and drops a torn manifest line); a changed input or a deleted output is
+//   transcribed again.
+// - --all, hidden files, the default output folder, two files with one stem.
+// - SIGTERM with stderr on a terminal: progress bar, exit status 143, nothing partial.
+// - The README section's commands (docs/pipelines/batch.md, with summaries), as written.
 #define BOOST_TEST_MODULE batch
 #include <fcntl.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -274,31 +278,103 @@ BOOST_AUTO_TEST_CASE(killed_resumed_then_skipped) {
     if (r.at("status") == "done") done_lines[r.at("input")] = r.dump();
   BOOST_CHECK_EQUAL(done_lines.size(), 3u);
   const auto txt_time = fs::last_write_time(out / "a.txt");
+  {  // a line cut short, as by a kill during a write: dropped with a warning
+    std::ofstream torn(out / "manifest.jsonl", std::ios::app);
+    torn << "{\"input\":\"b.flac\",\"size\":";
+  }
   const Result again = run(args(kFast, {a.in.string(), out.string()}), a.tmp / "again");
   BOOST_TEST_MESSAGE("rerun when done: " << again.seconds << " s\n" << again.err);
   BOOST_CHECK_EQUAL(again.status, 1);
   BOOST_CHECK_MESSAGE(again.err.find("3 already done, 1 to transcribe") != std::string::npos, again.err);
+  BOOST_CHECK_MESSAGE(again.err.find("dropped 1 unreadable line") != std::string::npos, again.err);
   for (const auto& r : manifest_lines(out))
     if (done_lines.count(r.at("input"))) BOOST_CHECK_EQUAL(r.dump(), done_lines[r.at("input")]);
   BOOST_CHECK(fs::last_write_time(out / "a.txt") == txt_time);
   check_finished(a, out, again.err);
+
+  // A file that changed (its modification time) and a file whose output was deleted are
+  // transcribed again; the third keeps its record.
+  fs::last_write_time(a.in / "b.flac", fs::file_time_type::clock::now());
+  fs::remove(out / "a.vtt");
+  const Result changed = run(args(kFast, {a.in.string(), out.string()}), a.tmp / "changed");
+  BOOST_TEST_MESSAGE("rerun after changes: " << changed.seconds << " s\n" << changed.err);
+  BOOST_CHECK_EQUAL(changed.status, 1);
+  BOOST_CHECK_MESSAGE(changed.err.find("1 already done, 3 to transcribe") != std::string::npos, changed.err);
+  auto m = manifest(out);
+  BOOST_CHECK_NE(m["a.wav"].dump(), done_lines["a.wav"]);
+  BOOST_CHECK_NE(m["b.flac"].dump(), done_lines["b.flac"]);
+  BOOST_CHECK_EQUAL(m["sub/c.mp3"].dump(), done_lines["sub/c.mp3"]);
+  check_finished(a, out, changed.err);
 }
 
-// SIGTERM while the first files run: exit status 143, nothing partial left, the manifest
-// holds only finished files, and a rerun transcribes them.
-BOOST_AUTO_TEST_CASE(sigterm_stops_cleanly) {
+// --all tries every file but the hidden ones and the output folder (here the default,
+// INPUT_DIR/transcripts); two files with one stem get their whole names as NAME.
+BOOST_AUTO_TEST_CASE(all_files_default_output_same_stems) {
+  peft_test::TempDir tmp;
+  const path in = tmp / "in";
+  const auto utterances = peft_test::pocketsphinx_utterances("librivox");
+  BOOST_REQUIRE(utterances.size() == 5);
+  fs::create_directories(in / ".hidden");
+  fs::copy_file(utterances[1].wav, in / "talk.wav");
+  encode(utterances[1].wav, in / "talk.flac", "flacenc");
+  fs::copy_file(utterances[1].wav, in / ".hidden" / "x.wav");
+  peft_test::write_file(in / "notes.txt", "not media\n");
+  const Result r = run({"--all", "--no-summary", "-j", "2", in.string()}, tmp / "all");
+  BOOST_TEST_MESSAGE("--all: " << r.seconds << " s\n" << r.err);
+  BOOST_CHECK_EQUAL(r.status, 1);
+  const path out = in / "transcripts";
+  auto m = manifest(out);
+  BOOST_CHECK_EQUAL(m.size(), 3u);
+  BOOST_CHECK_EQUAL(m["notes.txt"].at("status"), "failed");
+  BOOST_CHECK(m["notes.txt"].at("error").get<std::string>().find("notes.txt") != std::string::npos);
+  for (const std::string name : {"talk.wav", "talk.flac"}) {
+    BOOST_CHECK_EQUAL(m[name].at("status"), "done");
+    for (const std::string ext : {".txt", ".srt", ".vtt"})
+      BOOST_CHECK_MESSAGE(fs::is_regular_file(out / (name + ext)), name + ext << " is missing");
+  }
+  // Again with --all: the outputs and manifest under in/transcripts are not inputs.
+  const Result again = run({"--all", "--no-summary", "-j", "2", in.string()}, tmp / "again");
+  BOOST_CHECK_EQUAL(again.status, 1);
+  BOOST_CHECK_MESSAGE(again.err.find("3 file(s) under") != std::string::npos, again.err);
+  BOOST_CHECK_MESSAGE(again.err.find("2 already done, 1 to transcribe") != std::string::npos, again.err);
+}
+
+// SIGTERM while the first files run, with stderr on a terminal: the progress bar is
+// drawn; exit status 143, nothing partial left, no transcriber left running, and the
+// manifest holds only finished files.
+BOOST_AUTO_TEST_CASE(sigterm_on_a_terminal) {
   Archive a;
   const path out = a.tmp / "out";
-  const Batch b = start(args(kFast, {a.in.string(), out.string()}), a.tmp / "term");
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  std::vector<std::string> all = {program().string()};
+  for (const auto& s : args(kFast, {a.in.string(), out.string()})) all.push_back(s);
+  std::vector<char*> argv;
+  for (auto& s : all) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execve(argv[0], argv.data(), environ);
+    _exit(127);
+  }
+  std::string tty;
+  std::thread reader([&] {
+    char buf[4096];
+    for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) tty.append(buf, static_cast<size_t>(n));
+  });
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (transcribers_into(out).empty() && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  kill(b.pid, SIGTERM);
-  BOOST_CHECK_EQUAL(finish(b), 143);
-  const std::string err = peft_test::read_file(b.err);
-  BOOST_TEST_MESSAGE(err);
-  BOOST_CHECK_MESSAGE(err.find("stopped by signal 15 (rerun to continue)") != std::string::npos, err);
+  kill(pid, SIGTERM);
+  int w = 0;
+  BOOST_REQUIRE_EQUAL(waitpid(pid, &w, 0), pid);
+  reader.join();  // read() fails once the terminal's last writer is gone
+  close(master);
+  BOOST_TEST_MESSAGE(tty);
+  BOOST_CHECK(WIFEXITED(w) && WEXITSTATUS(w) == 143);
+  BOOST_CHECK_MESSAGE(tty.find("\r\033[K[0/4] 0% eta ?  a.wav") != std::string::npos, "no progress bar");
+  BOOST_CHECK_MESSAGE(tty.find("stopped by signal 15 (rerun to continue)") != std::string::npos, tty);
   BOOST_CHECK(transcribers_into(out).empty());
   BOOST_CHECK(files_ending(out, ".partial").empty());
   for (const auto& [input, r] : manifest(out))  // whatever finished is complete
