@@ -282,9 +282,6 @@ std::vector<Job> find_jobs(const Options& o) {
     std::string ext = p.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
     if (!o.all && !kMediaExtensions.count(ext)) continue;
-    if (o.output_dir == o.input_dir && p.parent_path() == o.output_dir &&
-        p.filename().string().rfind("manifest.jsonl", 0) == 0)
-      continue;
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) continue;
     Job j;
@@ -294,6 +291,23 @@ std::vector<Job> find_jobs(const Options& o) {
     j.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     j.out_dir = o.output_dir / p.lexically_relative(o.input_dir).parent_path();
     jobs.push_back(std::move(j));
+  }
+  if (o.output_dir == o.input_dir) {
+    // Outputs next to their inputs: with --all, do not take them, the manifest or partial
+    // outputs for inputs (any format, whichever NAME: --formats may change between runs).
+    std::set<std::string> outputs;
+    for (const auto& j : jobs) {
+      const fs::path dir = fs::path(j.rel).parent_path();
+      for (const auto& name : {j.input.stem().string(), j.input.filename().string()})
+        for (const auto& f : output_files(name, {"txt", "srt", "vtt", "summary"}))
+          outputs.insert((dir / f).generic_string());
+    }
+    auto is_output = [&](const Job& j) {
+      const std::string n = j.input.filename().string();
+      return outputs.count(j.rel) || n.rfind("manifest.jsonl", 0) == 0 ||
+             (n.size() > 8 && n.compare(n.size() - 8, 8, ".partial") == 0);
+    };
+    jobs.erase(std::remove_if(jobs.begin(), jobs.end(), is_output), jobs.end());
   }
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.rel < b.rel; });
   // NAME: the stem, or the whole file name where two files of a folder share a stem.
