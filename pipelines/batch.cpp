@@ -64,7 +64,8 @@ removed) are transcribed again.
 INPUT_DIR         folder of media files; files and folders whose names start with '.'
                   are ignored
 OUTPUT_DIR        where outputs and the manifest go (default: INPUT_DIR/transcripts,
-                  which the search of INPUT_DIR then skips)
+                  which the search of INPUT_DIR then skips); may be INPUT_DIR itself
+                  (outputs next to their media, never taken for inputs)
 
 options:
   -j, --jobs N      files transcribed at once (default: half the CPU cores, at least 1)
