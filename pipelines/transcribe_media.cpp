@@ -388,6 +388,7 @@ class Run {
   guint asr_watch_ = 0;
   GstElement* convert_ = nullptr;  // its audioconvert (uridecodebin links into it)
   bool audio_linked_ = false;
+  std::string http_status_;  // what the last http-headers message said went wrong, if anything
   GstElement* summarizer_ = nullptr;
   GstElement* text_src_ = nullptr;  // the summarizer's appsrc
   guint summary_watch_ = 0;
@@ -543,6 +544,7 @@ bool Run::start_attempt() {
   }
   asr_ = pipeline;
   audio_linked_ = false;
+  http_status_.clear();
   eos_sent_ = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -760,10 +762,20 @@ void Run::caption(double start, double end, const std::string& raw) {
 gboolean Run::on_asr_bus(GstBus*, GstMessage* msg, gpointer data) {
   auto* self = static_cast<Run*>(data);
   if (GST_MESSAGE_SRC(msg) && self->asr_ && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) self->warn(msg);
+  // souphttpsrc reports a refused connection or an HTTP error only as a flow error: its
+  // http-headers message says what happened.
+  const GstStructure* st = gst_message_get_structure(msg);
+  guint code = 0;
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ELEMENT && st && gst_structure_has_name(st, "http-headers") &&
+      gst_structure_get_uint(st, "http-status-code", &code))
+    self->http_status_ = code == 0     ? "no answer from the server"
+                         : code >= 400 ? "HTTP status " + std::to_string(code)
+                                       : "";
   const bool error = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR;
   const bool eos = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
   if (!(error || eos) || self->phase_ != Phase::transcribing) return TRUE;
-  const std::string why = error ? self->error_text(msg) : "the stream ended";
+  std::string why = error ? self->error_text(msg) : "the stream ended";
+  if (error && !self->http_status_.empty()) why = self->http_status_ + ": " + why;
   // The watch is removed with the pipeline below: everything after uses no `msg`.
   if (self->network_ && !self->stop_ && self->retries_used_ < self->o_.reconnect) {
     ++self->retries_used_;
