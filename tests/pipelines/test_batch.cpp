@@ -10,7 +10,7 @@
 //   transcribed again.
 // - --all, hidden files, the default output folder, two files with one stem.
 // - SIGTERM with stderr on a terminal: progress bar, exit status 143, nothing partial.
-// - The README section's commands (docs/pipelines/batch.md, with summaries), as written.
+// - The README's batch example (with summaries), as written.
 #define BOOST_TEST_MODULE batch
 #include <fcntl.h>
 #include <pty.h>
@@ -382,12 +382,14 @@ BOOST_AUTO_TEST_CASE(sigterm_on_a_terminal) {
     for (const auto& o : r.at("outputs")) BOOST_CHECK(fs::is_regular_file(out / o.get<std::string>()));
 }
 
-// The README section's commands, as written, in an empty folder where build/ is the build tree.
+// The README's batch example (the first sh block of its "### Batch archives" section), as
+// written, in an empty folder where build/ is the build tree.
 BOOST_AUTO_TEST_CASE(readme_example) {
-  const path doc =
-      peft_test::env_dir("PEFT_PIPELINES_SOURCE_DIR", "pipelines") / ".." / "docs" / "pipelines" / "batch.md";
-  const std::string text = peft_test::read_file(doc);
-  const size_t begin = text.find("```sh\n");
+  const path readme = peft_test::env_dir("PEFT_PIPELINES_SOURCE_DIR", "pipelines") / ".." / "README.md";
+  const std::string text = peft_test::read_file(readme);
+  const size_t section = text.find("\n### Batch archives");
+  BOOST_REQUIRE_MESSAGE(section != std::string::npos, "README.md has no \"### Batch archives\" section");
+  const size_t begin = text.find("```sh\n", section);
   BOOST_REQUIRE(begin != std::string::npos);
   const size_t end = text.find("```", begin + 6);
   BOOST_REQUIRE(end != std::string::npos);
