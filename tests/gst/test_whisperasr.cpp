@@ -14,6 +14,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peft/audio/wav.h"
@@ -406,6 +407,30 @@ BOOST_AUTO_TEST_CASE(adapter_swap_while_playing) {
   BOOST_CHECK_EQUAL(during, base);
   BOOST_CHECK_NE(with, base);
   BOOST_CHECK(e.messages(GST_MESSAGE_WARNING).empty());
+}
+
+// gst-plugins-rs's transcriberbin (not packaged for Debian 12, so not run here) sets
+// "latency" and "lateness" as guint milliseconds, when present, and "language-code"
+// (e.g. "en-US") unconditionally on its transcriber.
+BOOST_AUTO_TEST_CASE(properties_transcriberbin_sets) {
+  Element e;
+  GObjectClass* klass = G_OBJECT_GET_CLASS(e.element);
+  for (const char* name : {"latency", "lateness"}) {
+    GParamSpec* spec = g_object_class_find_property(klass, name);
+    BOOST_REQUIRE(spec);
+    BOOST_CHECK_EQUAL(G_PARAM_SPEC_VALUE_TYPE(spec), G_TYPE_UINT);
+  }
+  GParamSpec* code = g_object_class_find_property(klass, "language-code");
+  BOOST_REQUIRE(code);
+  BOOST_CHECK_EQUAL(G_PARAM_SPEC_VALUE_TYPE(code), G_TYPE_STRING);
+  for (const auto& [tag, language] : {std::pair<const char*, const char*>{"en-US", "en"}, {"pt_BR", "pt"},
+                                      {"FR", "fr"}, {"", ""}}) {
+    g_object_set(e.element, "language-code", tag, nullptr);
+    gchar* got = nullptr;
+    g_object_get(e.element, "language", &got, nullptr);
+    BOOST_CHECK_EQUAL(std::string(got), language);
+    g_free(got);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(latency_query_adds_latency_and_lateness) {

@@ -179,6 +179,7 @@ enum {
   PROP_QUANTIZATION,
   PROP_ADAPTER,
   PROP_LANGUAGE,
+  PROP_LANGUAGE_CODE,
   PROP_TASK,
   PROP_BEAM_SIZE,
   PROP_VAD,
@@ -745,6 +746,13 @@ static GstStateChangeReturn change_state(GstElement* element, GstStateChange tra
 // ---------------------------------------------------------------------------------------
 // Properties
 
+// "en-US", "pt_BR", "EN" -> "en", "pt", "en": Whisper names languages by their ISO 639 code.
+static std::string whisper_language(const std::string& tag) {
+  std::string language = tag.substr(0, tag.find_first_of("-_"));
+  for (char& c : language) c = static_cast<char>(g_ascii_tolower(c));
+  return language;
+}
+
 static void set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
   GstWhisperAsr* self = GST_WHISPER_ASR(object);
   WhisperAsrState& s = *self->state;
@@ -764,6 +772,9 @@ static void set_property(GObject* object, guint id, const GValue* value, GParamS
       break;
     case PROP_LANGUAGE:
       p.language = str();
+      break;
+    case PROP_LANGUAGE_CODE:
+      p.language = whisper_language(str());
       break;
     case PROP_TASK:
       p.task = g_value_get_enum(value);
@@ -828,6 +839,7 @@ static void get_property(GObject* object, guint id, GValue* value, GParamSpec* p
       g_value_set_string(value, p.adapter.c_str());
       break;
     case PROP_LANGUAGE:
+    case PROP_LANGUAGE_CODE:
       g_value_set_string(value, p.language.c_str());
       break;
     case PROP_TASK:
@@ -926,6 +938,14 @@ static void gst_whisper_asr_class_init(GstWhisperAsrClass* klass) {
           "language", "Language",
           "Spoken language as a Whisper code (en, fr, de, ...); empty: detected on each decode "
           "window by multilingual models. English-only models always transcribe English",
+          "", rw_ready));
+  g_object_class_install_property(
+      gobject_class, PROP_LANGUAGE_CODE,
+      g_param_spec_string(
+          "language-code", "Language code",
+          "The language property under the name gst-plugins-rs's transcriberbin sets on its "
+          "transcriber: a BCP 47 tag such as en-US is cut to its language (en); reads back as "
+          "language",
           "", rw_ready));
   g_object_class_install_property(gobject_class, PROP_TASK,
                                   g_param_spec_enum("task", "Task", "Transcribe, or translate into English",
