@@ -4,7 +4,8 @@
 // and compared frame by frame with the same input encoded without captions
 // (--no-captions): every frame is there, the bottom band differs exactly where the
 // script reported a caption (which covers the speech) and not before, the top band
-// where it reported a summary. Bad inputs give exit status 1 and a one-line message.
+// where it reported a summary. Bad inputs and a missing model give exit status 1 and a
+// one-line message.
 #define BOOST_TEST_MODULE caption_overlay
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
@@ -201,9 +202,11 @@ BOOST_AUTO_TEST_CASE(captions_and_summary_are_drawn_where_they_belong) {
   }
   BOOST_TEST_MESSAGE("sample: " << made.out << "(" << made.seconds << " s)");
 
-  // Summary windows of 6 s every 3 s: the clip's 8.8 s of speech pass a boundary.
-  Result overlay = run("SUMMARY_WINDOW=6 SUMMARY_HOP=3 SUMMARY_MAX_NEW_TOKENS=32 " +
-                           quote(script("caption-overlay")) + " " + quote(sample) + " " + quote(captioned),
+  // As docs/pipelines/overlay.md: summary windows of 6 s every 3 s, so that the clip's
+  // 8.8 s of speech pass a boundary.
+  // (timeout: a pipeline that stalls fails here instead of at the suite's timeout.)
+  Result overlay = run("SUMMARY_WINDOW=6 SUMMARY_HOP=3 timeout 240 " + quote(script("caption-overlay")) +
+                           " " + quote(sample) + " " + quote(captioned),
                        dir.path());
   BOOST_TEST_MESSAGE("caption-overlay (" << overlay.seconds << " s):\n" << overlay.out << overlay.err);
   BOOST_REQUIRE_MESSAGE(overlay.status == 0, "caption-overlay failed: " << overlay.err);
@@ -336,6 +339,21 @@ BOOST_AUTO_TEST_CASE(inputs_without_video_or_undecodable_fail_clearly) {
     BOOST_CHECK_EQUAL(std::count(r.err.begin(), r.err.end(), '\n'), 1);
     BOOST_CHECK(!fs::exists(out));
   }
+  // A missing model: the element's error, named, and no output.
+  const fs::path sample = dir / "sample.mp4";
+  Result made_sample = run(quote(script("make-sample-video")) + " " + quote(sample), dir.path());
+  BOOST_REQUIRE_MESSAGE(made_sample.status == 0, made_sample.err);
+  Result no_model = run("ASR_MODEL=" + quote(dir / "no-such-model") + " " + quote(script("caption-overlay")) +
+                            " " + quote(sample) + " " + quote(out),
+                        dir.path());
+  BOOST_TEST_MESSAGE("missing model: exit " << no_model.status << ": " << no_model.err);
+  BOOST_CHECK_EQUAL(no_model.status, 1);
+  BOOST_CHECK_MESSAGE(no_model.err.find("no-such-model") != std::string::npos &&
+                          no_model.err.find("whisperasr") != std::string::npos,
+                      "stderr: " << no_model.err);
+  BOOST_CHECK(!fs::exists(out));
+  BOOST_CHECK(!fs::exists(out.string() + ".partial"));
+
   Result usage = run(quote(script("caption-overlay")) + " " + quote(garbage), dir.path());
   BOOST_CHECK_EQUAL(usage.status, 2);
 }
