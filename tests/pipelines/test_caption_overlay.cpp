@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(captions_and_summary_are_drawn_where_they_belong) {
   }
   BOOST_TEST_MESSAGE("sample: " << made.out << "(" << made.seconds << " s)");
 
-  // As docs/pipelines/overlay.md: summary windows of 6 s every 3 s, so that the clip's
+  // As the README: summary windows of 6 s every 3 s, so that the clip's
   // 8.8 s of speech pass a boundary.
   // (timeout: a pipeline that stalls fails here instead of at the suite's timeout.)
   Result overlay = run("SUMMARY_WINDOW=6 SUMMARY_HOP=3 timeout 240 " + quote(script("caption-overlay")) +
