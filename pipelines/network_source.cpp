@@ -52,10 +52,11 @@ struct Impl {
   bool reconnect_pending = false;
   Clock::time_point reconnect_at;
   Clock::time_point last_audio;
-  bool stopping = false;                        // EOS sent to the element
-  bool finished = false;                        // EOS went downstream, or the final error was posted
-  bool started = false;                         // a STREAM_START went downstream
-  GstClockTime last_end = GST_CLOCK_TIME_NONE;  // running time reached, to keep time increasing
+  bool stopping = false;     // EOS sent to the element
+  bool finished = false;     // EOS went downstream, or the final error was posted
+  bool started = false;      // a STREAM_START went downstream
+  bool has_segment = false;  // a TIME segment went downstream, mapping running time = PTS + shift
+  gint64 segment_shift = 0;
 };
 
 }  // namespace
@@ -95,17 +96,15 @@ bool on_failure(PeftNetworkSource* self, GQuark domain, gint code, const std::st
     s.reconnect_pending = true;
     s.reconnect_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                         std::chrono::duration<double>(s.options.delay_seconds));
-    const std::string text = s.uri + ": " + what + "; reconnecting in " +
-                             seconds_text(s.options.delay_seconds) + " (attempt " +
-                             std::to_string(s.failures) + " of " + std::to_string(max) + ")";
+    const std::string text = what + "; reconnecting in " + seconds_text(s.options.delay_seconds) +
+                             " (attempt " + std::to_string(s.failures) + " of " + std::to_string(max) + ")";
     lock.unlock();
     s.wake.notify_all();
     post(self, GST_MESSAGE_WARNING, domain, code, text, debug);
   } else {
     s.finished = true;
-    std::string text = s.uri + ": " + what;
-    if (max > 0)
-      text += " (gave up after " + std::to_string(max) + (max == 1 ? " reconnect)" : " reconnects)");
+    std::string text = what;
+    if (max > 0) text += "; gave up after " + std::to_string(max) + (max == 1 ? " reconnect" : " reconnects");
     lock.unlock();
     post(self, GST_MESSAGE_ERROR, domain, code, text, debug);
   }
@@ -127,19 +126,17 @@ void handle_message(GstBin* bin, GstMessage* message) {
     // closes the connection; other warnings are only passed on.
     const bool failure = type == GST_MESSAGE_ERROR ||
                          (err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_READ);
-    // "Could not read from resource." with the debug string's last line, which says
-    // more: "The server closed the connection.", "Failed to connect. (Generic error)".
+    // The child's message without its final period; its debug string (which says why:
+    // "The server closed the connection.", "Failed to connect.") goes on unchanged.
     std::string what = err->message;
+    if (!what.empty() && what.back() == '.') what.pop_back();
     const std::string detail = debug ? debug : "";
-    const std::string last =
-        detail.substr(detail.rfind('\n') == std::string::npos ? 0 : detail.rfind('\n') + 1);
-    if (!last.empty() && last.find(".c(") == std::string::npos) what += " (" + last + ")";
     const GQuark domain = err->domain;
     const gint code = err->code;
     g_error_free(err);
     g_free(debug);
     if (failure) {
-      // Handled or not, the child's message is replaced by ours (which names the URI).
+      // Handled or not, the child's message is replaced by ours (which says what follows).
       on_failure(self, domain, code, what, detail);
       gst_message_unref(message);
       return;
@@ -159,11 +156,13 @@ GstPadProbeReturn on_connection_output(GstPad*, GstPadProbeInfo* info, gpointer 
     if (!s.had_audio) {
       s.had_audio = true;
       s.failures = 0;
-    }
-    if (GST_BUFFER_PTS_IS_VALID(buf)) {
-      GstClockTime end = GST_BUFFER_PTS(buf);
-      if (GST_BUFFER_DURATION_IS_VALID(buf)) end += GST_BUFFER_DURATION(buf);
-      s.last_end = GST_CLOCK_TIME_IS_VALID(s.last_end) ? std::max(s.last_end, end) : end;
+      // The first audio of each connection follows a hole: audioresample and whisperasr
+      // resynchronise on DISCONT instead of counting samples on.
+      if (!GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT)) {
+        buf = gst_buffer_make_writable(buf);
+        GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+        GST_PAD_PROBE_INFO_DATA(info) = buf;
+      }
     }
     return GST_PAD_PROBE_OK;
   }
@@ -174,6 +173,19 @@ GstPadProbeReturn on_connection_output(GstPad*, GstPadProbeInfo* info, gpointer 
       if (s.started) return GST_PAD_PROBE_DROP;
       s.started = true;
       return GST_PAD_PROBE_OK;
+    case GST_EVENT_SEGMENT: {
+      // A live source (rtspsrc) times its buffers in the pipeline's running time: its
+      // SEGMENT after a reconnect maps times as the first one did (base - start is the
+      // same) and only moves stream time back to 0. Dropping it keeps stream time going.
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(event, &seg);
+      const gint64 shift = static_cast<gint64>(seg->base) - static_cast<gint64>(seg->start);
+      if (s.has_segment && seg->format == GST_FORMAT_TIME && seg->rate == 1.0 && shift == s.segment_shift)
+        return GST_PAD_PROBE_DROP;
+      s.has_segment = seg->format == GST_FORMAT_TIME;
+      s.segment_shift = shift;
+      return GST_PAD_PROBE_OK;
+    }
     case GST_EVENT_EOS:
       if (s.stopping) {
         s.finished = true;
@@ -350,7 +362,7 @@ GstStateChangeReturn change_state(GstElement* element, GstStateChange transition
       std::lock_guard<std::mutex> lock(s.mutex);
       s.failures = 0;
       s.stopping = s.finished = s.started = s.reconnect_pending = false;
-      s.last_end = GST_CLOCK_TIME_NONE;
+      s.has_segment = false;
       s.worker_stop = false;
     }
     s.worker = std::thread(worker_loop, self);
@@ -429,7 +441,8 @@ bool is_network_uri(const std::string& uri) {
 }
 
 GstElement* make_network_source(const std::string& uri, const ReconnectOptions& options) {
-  auto* self = static_cast<PeftNetworkSource*>(g_object_new(PEFT_TYPE_NETWORK_SOURCE, nullptr));
+  auto* self = static_cast<PeftNetworkSource*>(
+      g_object_new(PEFT_TYPE_NETWORK_SOURCE, "name", "network-source", nullptr));
   Impl& s = *self->impl;
   s.uri = uri;
   s.options = options;

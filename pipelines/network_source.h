@@ -8,14 +8,17 @@
 //   GstElement* src = peft::pipelines::make_network_source(uri, options);
 //   gst_bin_add(GST_BIN(pipeline), src);          // then link its "src" pad like any source
 //
-// The element swallows its children's errors while reconnects are left (each one is
-// announced by a WARNING naming the URI and the attempt), and otherwise posts one ERROR
-// whose message names the URI and what went wrong ("rtsp://host/x: Could not open
-// resource for reading and writing. (gave up after 3 reconnects)"). An end of stream
-// sent by the server (RTCP BYE) ends the run normally; a lost connection (the server
-// closed it, or no audio for `stall_timeout` seconds) counts as a failure. An EOS
-// event sent to the element (a user's Ctrl-C, --duration) ends the stream at once, even
-// between two connection attempts.
+// The element (named "network-source") swallows its children's errors while reconnects
+// are left, posting instead a WARNING "Could not read from resource; reconnecting in 2 s
+// (attempt 1 of 3)", and otherwise one ERROR ("Could not open resource for reading and
+// writing; gave up after 3 reconnects"); both keep the child's GError domain, code and
+// debug string (which says why: "Failed to connect.", "The server closed the
+// connection."). Messages do not repeat the URI: the application names its input. Up to
+// `max_reconnects` attempts are made in a row; the count starts again once audio flows.
+// An end of stream sent by the server (RTCP BYE) ends the run normally; a lost
+// connection (closed by the server, or no audio for `stall_timeout` seconds) counts as a
+// failure. An EOS event sent to the element (a user's Ctrl-C, --duration) ends the
+// stream at once, even between two connection attempts.
 //
 // RTSP sources are set up for this use: interleaved TCP (no UDP ports to open, no loss)
 // and `latency_ms` of jitter buffer.
