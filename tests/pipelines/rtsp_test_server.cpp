@@ -5,9 +5,10 @@
 //
 // Listens on 127.0.0.1 (--address) at port N (0, the default: a free port the system
 // picks), and prints one line "ready rtsp://127.0.0.1:PORT/sample" on stdout once it
-// listens, so that a test can read the URL from a pipe. Each client gets its own
-// playback of FILE from the start (media not shared), decoded with decodebin and sent
-// as Opus (the default) or L16 16 kHz mono. The server's pipeline runs on its clock, so
+// listens, so that a test can read the URL from a pipe, then "playing" each time a
+// client's stream starts. Each client gets its own playback of FILE from the start
+// (media not shared), decoded with decodebin and sent as Opus (the default) or L16
+// 16 kHz mono. The server's pipeline runs on its clock, so
 // the audio arrives in real time, as from a camera or an encoder: a 30 s file takes
 // 30 s to serve. At the end of FILE the stream ends (RTCP BYE); the connection stays
 // open until the client closes it. SIGTERM or SIGINT closes the clients' connections
@@ -80,6 +81,14 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// One line "playing" on stdout when a client's stream starts, so that a test can time
+// what it does (stop the server) on the stream rather than on its own clock.
+void on_media_state(GstRTSPMedia* media, gint state, gpointer) {
+  if (state != GST_STATE_PLAYING || g_object_get_data(G_OBJECT(media), "announced")) return;
+  g_object_set_data(G_OBJECT(media), "announced", GINT_TO_POINTER(1));
+  std::cout << "playing" << std::endl;
+}
+
 // The filesrc's location is set in media-configure rather than written into the launch
 // line, so that no file name needs quoting for gst_parse_launch.
 void on_media_configure(GstRTSPMediaFactory*, GstRTSPMedia* media, gpointer user_data) {
@@ -90,6 +99,7 @@ void on_media_configure(GstRTSPMediaFactory*, GstRTSPMedia* media, gpointer user
     gst_object_unref(src);
   }
   gst_object_unref(bin);
+  g_signal_connect(media, "new-state", G_CALLBACK(on_media_state), nullptr);
 }
 
 GstRTSPFilterResult close_client(GstRTSPServer*, GstRTSPClient*, gpointer) { return GST_RTSP_FILTER_REMOVE; }
