@@ -75,10 +75,17 @@ G_DEFINE_TYPE(PeftNetworkSource, peft_network_source, GST_TYPE_BIN)
 
 namespace {
 
+// Posts with the child's debug string as it was (gst_element_message_full would put this
+// file's location in front of it).
 void post(PeftNetworkSource* self, GstMessageType type, GQuark domain, gint code, const std::string& text,
           const std::string& debug) {
-  gst_element_message_full(GST_ELEMENT(self), type, domain, code, g_strdup(text.c_str()),
-                           g_strdup(debug.c_str()), __FILE__, GST_FUNCTION, __LINE__);
+  GError* err = g_error_new_literal(domain, code, text.c_str());
+  GstMessage* message =
+      type == GST_MESSAGE_ERROR
+          ? gst_message_new_error(GST_OBJECT(self), err, debug.empty() ? nullptr : debug.c_str())
+          : gst_message_new_warning(GST_OBJECT(self), err, debug.empty() ? nullptr : debug.c_str());
+  g_error_free(err);
+  gst_element_post_message(GST_ELEMENT(self), message);
 }
 
 // A connection failed (an error, the server closed it, a stall): schedule the next
@@ -184,6 +191,17 @@ GstPadProbeReturn on_connection_output(GstPad*, GstPadProbeInfo* info, gpointer 
         return GST_PAD_PROBE_DROP;
       s.has_segment = seg->format == GST_FORMAT_TIME;
       s.segment_shift = shift;
+      if (s.has_segment && GST_CLOCK_TIME_IS_VALID(seg->stop)) {
+        // An RTSP server serving a file announces its length (the segment's stop):
+        // the audio of a later connection would fall after it and be clipped.
+        GstSegment open = *seg;
+        open.stop = GST_CLOCK_TIME_NONE;
+        open.duration = GST_CLOCK_TIME_NONE;
+        GstEvent* replaced = gst_event_new_segment(&open);
+        gst_event_set_seqnum(replaced, gst_event_get_seqnum(event));
+        gst_event_unref(event);
+        GST_PAD_PROBE_INFO_DATA(info) = replaced;
+      }
       return GST_PAD_PROBE_OK;
     }
     case GST_EVENT_EOS:
