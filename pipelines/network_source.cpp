@@ -121,6 +121,19 @@ bool on_failure(PeftNetworkSource* self, GQuark domain, gint code, const std::st
 void handle_message(GstBin* bin, GstMessage* message) {
   auto* self = PEFT_NETWORK_SOURCE(bin);
   const GstMessageType type = GST_MESSAGE_TYPE(message);
+  // A connection's uridecodebin prerolls (ASYNC_START ... ASYNC_DONE) while its pads
+  // appear. The source is live: a bin that passed that on would "lose its state" to
+  // PAUSED and stay there (only a pipeline restores it), and a connection removed
+  // between the two would leave the pipeline in an unfinished state change that holds
+  // back its EOS. A connection added while PLAYING stops at PAUSED after its preroll
+  // (a bin inside another leaves it to the parent to go on): the worker sets it to the
+  // bin's state then.
+  if ((type == GST_MESSAGE_ASYNC_START || type == GST_MESSAGE_ASYNC_DONE) &&
+      GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
+    gst_message_unref(message);
+    if (type == GST_MESSAGE_ASYNC_DONE) self->impl->wake.notify_all();
+    return;
+  }
   if (GST_MESSAGE_SRC(message) != GST_OBJECT(bin) &&
       (type == GST_MESSAGE_ERROR || type == GST_MESSAGE_WARNING)) {
     GError* err = nullptr;
@@ -333,9 +346,7 @@ void worker_loop(PeftNetworkSource* self) {
   while (!s.worker_stop) {
     s.wake.wait_for(lock, tick);
     if (s.worker_stop) break;
-    // A failed connection goes at once: its elements may hold the pipeline in an
-    // unfinished state change (a decodebin's ASYNC_START), which would keep the EOS of
-    // a user's stop from being posted.
+    // A failed connection goes at once (it may still be trying to reconnect itself).
     if (s.lost && !s.connection.empty()) {
       lock.unlock();
       remove_connection(self);
@@ -356,6 +367,21 @@ void worker_loop(PeftNetworkSource* self) {
       for (GstElement* e : current) gst_element_sync_state_with_parent(e);
       lock.lock();
       continue;
+    }
+    // Connections that stopped short of the bin's state (see handle_message).
+    if (!s.lost) {
+      const std::vector<GstElement*> current = s.connection;
+      lock.unlock();
+      GstState target = GST_STATE_VOID_PENDING, pending = GST_STATE_VOID_PENDING;
+      gst_element_get_state(GST_ELEMENT(self), &target, &pending, 0);
+      if (pending == GST_STATE_VOID_PENDING && target >= GST_STATE_PAUSED)
+        for (GstElement* e : current) {
+          GstState state = GST_STATE_VOID_PENDING, next = GST_STATE_VOID_PENDING;
+          gst_element_get_state(e, &state, &next, 0);
+          if (next == GST_STATE_VOID_PENDING && state != target) gst_element_set_state(e, target);
+        }
+      lock.lock();
+      if (s.worker_stop) break;
     }
     // A stall: no audio for stall_timeout while PLAYING, on a connection not yet failed.
     const bool playing = GST_STATE(self) == GST_STATE_PLAYING;
