@@ -476,10 +476,8 @@ static void peft_network_source_init(PeftNetworkSource* self) {
 
 namespace peft::pipelines {
 
-bool is_network_uri(const std::string& uri) {
-  static const char* const schemes[] = {"rtsp://", "rtsps://", "rtspt://", "rtspu://", "http://", "https://",
-                                        "srt://",  "udp://",   "rtmp://",  "rtp://",   "mms://",  "tcp://"};
-  for (const char* scheme : schemes)
+bool is_rtsp_uri(const std::string& uri) {
+  for (const char* scheme : {"rtsp://", "rtsps://", "rtspt://", "rtspu://"})
     if (g_ascii_strncasecmp(uri.c_str(), scheme, std::char_traits<char>::length(scheme)) == 0) return true;
   return false;
 }

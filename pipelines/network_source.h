@@ -1,5 +1,5 @@
-// A source element for network URIs (rtsp://, http(s):// ...) that survives the server
-// going away: it decodes the URI's first audio stream with uridecodebin and, when the
+// A source element for RTSP URIs (live network streams) that survives the server going
+// away: it decodes the URI's first audio stream with uridecodebin and, when the
 // connection fails or is lost, replaces the uridecodebin with a new one after a delay,
 // up to a number of times in a row. Downstream sees one continuous stream: one
 // STREAM_START, caps, and buffers whose times keep increasing across reconnects, so
@@ -38,9 +38,11 @@ struct ReconnectOptions {
   unsigned rtsp_latency_ms = 500;  // rtspsrc's jitter buffer
 };
 
-// rtsp://, rtsps://, rtspt://, rtspu://, http://, https://, srt://, udp://, rtmp://...:
-// a URI whose source is a network connection that can be lost.
-bool is_network_uri(const std::string& uri);
+// rtsp://, rtsps://, rtspt://, rtspu://: the live sources this element is for. (A
+// non-live network source such as http:// would restart from its beginning on each
+// connection, with times going back; peft-transcribe-media rebuilds its pipeline for
+// those instead.)
+bool is_rtsp_uri(const std::string& uri);
 
 // A floating GstBin with one always "src" pad (decoded audio, any raw format). Other
 // streams of the URI (a camera's video) go undecoded into a fakesink.
