@@ -817,7 +817,9 @@ gboolean Run::on_asr_bus(GstBus*, GstMessage* msg, gpointer data) {
   self->asr_watch_ = 0;
   self->stop_attempt();
   if (error)
-    self->fail(self->network_ && !self->source_reconnects_ && self->o_.reconnect > 0 ? why + "; no reconnects left" : why);
+    self->fail(self->network_ && !self->source_reconnects_ && self->o_.reconnect > 0
+                   ? why + "; no reconnects left"
+                   : why);
   else
     self->finish_transcription();
   return FALSE;
