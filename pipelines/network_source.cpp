@@ -384,6 +384,15 @@ void worker_loop(PeftNetworkSource* self) {
       if (s.worker_stop) break;
     }
     // A stall: no audio for stall_timeout while PLAYING, on a connection not yet failed.
+    // Audio held downstream (whisperasr makes a live source wait up to its latency while
+    // inference catches up) is not a stall: the connection's thread then holds the
+    // stream lock of identity's sink pad.
+    GstPad* out_sink = gst_element_get_static_pad(s.out, "sink");
+    if (GST_PAD_STREAM_TRYLOCK(out_sink))
+      GST_PAD_STREAM_UNLOCK(out_sink);
+    else
+      s.last_audio = now;
+    gst_object_unref(out_sink);
     const bool playing = GST_STATE(self) == GST_STATE_PLAYING;
     if (playing && !was_playing) s.last_audio = now;
     was_playing = playing;
