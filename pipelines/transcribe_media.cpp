@@ -36,6 +36,7 @@
 
 #include "atomic_file.h"
 #include "cli_common.h"
+#include "network_source.h"
 #include "subtitle_writer.h"
 
 namespace fs = std::filesystem;
@@ -82,7 +83,13 @@ no finished-looking file.
                         the pipeline and go on, up to N times in all (default 0);
                         caption times keep increasing across reconnects. When the
                         retries run out after an error, the run fails (exit 1); after an
-                        end of stream, it ends normally
+                        end of stream, it ends normally.
+                        rtsp:// (over TCP) differs: only the connection is replaced
+                        (transcription and summary go on), the server's end of stream
+                        (RTCP BYE) ends the run normally, a connection closed by the
+                        server or without audio for 20 s counts as a failure, and N
+                        counts attempts in a row (the count restarts once audio flows);
+                        when they run out, the run fails (exit 1)
   --reconnect-delay S   seconds between reconnects (default 2)
 
 whisperasr properties:
@@ -380,6 +387,7 @@ class Run {
   std::string label_;  // how messages name the input
   std::string uri_;
   bool network_ = false;
+  bool source_reconnects_ = false;  // RTSP: the source reconnects by itself (network_source.h)
   bool summarize_ = false;
   GMainLoop* loop_ = nullptr;
   int exit_code_ = 0;
@@ -552,7 +560,17 @@ bool Run::start_attempt() {
   }
   convert_ = gst_bin_get_by_name(GST_BIN(asr_), "convert");
   gst_object_unref(convert_);
-  if (o_.source.empty()) {
+  if (o_.source.empty() && peft::pipelines::is_rtsp_uri(uri_)) {
+    // RTSP (network_source.h): TCP transport, and the reconnects happen inside the
+    // source, so whisperasr's pending text and the stream's timeline survive them.
+    peft::pipelines::ReconnectOptions reconnect;
+    reconnect.max_reconnects = o_.reconnect;
+    reconnect.delay_seconds = o_.reconnect_delay;
+    GstElement* source = peft::pipelines::make_network_source(uri_, reconnect);
+    gst_bin_add(GST_BIN(asr_), source);
+    gst_element_link(source, convert_);
+    source_reconnects_ = true;
+  } else if (o_.source.empty()) {
     GstElement* decode = gst_element_factory_make("uridecodebin", "decode");
     g_object_set(decode, "uri", uri_.c_str(), "expose-all-streams", FALSE, nullptr);
     GstCaps* audio = gst_caps_from_string("audio/x-raw");
@@ -585,7 +603,7 @@ bool Run::start_attempt() {
   if (gst_element_set_state(asr_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     const std::string why = pop_error(asr_);
     stop_attempt();
-    if (network_ && retries_used_ < o_.reconnect && !stop_) {
+    if (network_ && !source_reconnects_ && retries_used_ < o_.reconnect && !stop_) {
       ++retries_used_;
       std::cerr << peft::cli::program() << ": " << label_ << ": " << why << "; reconnecting in "
                 << o_.reconnect_delay << " s (" << retries_used_ << "/" << o_.reconnect << ")\n";
@@ -783,7 +801,8 @@ gboolean Run::on_asr_bus(GstBus*, GstMessage* msg, gpointer data) {
   std::string why = error ? self->error_text(msg) : "the stream ended";
   if (error && !self->http_status_.empty()) why = self->http_status_ + ": " + why;
   // The watch is removed with the pipeline below: everything after uses no `msg`.
-  if (self->network_ && !self->stop_ && self->retries_used_ < self->o_.reconnect) {
+  if (self->network_ && !self->source_reconnects_ && !self->stop_ &&
+      self->retries_used_ < self->o_.reconnect) {
     ++self->retries_used_;
     std::cerr << peft::cli::program() << ": " << self->label_ << ": " << why << "; reconnecting in "
               << self->o_.reconnect_delay << " s (" << self->retries_used_ << "/" << self->o_.reconnect
@@ -798,7 +817,9 @@ gboolean Run::on_asr_bus(GstBus*, GstMessage* msg, gpointer data) {
   self->asr_watch_ = 0;
   self->stop_attempt();
   if (error)
-    self->fail(self->network_ && self->o_.reconnect > 0 ? why + "; no reconnects left" : why);
+    self->fail(self->network_ && !self->source_reconnects_ && self->o_.reconnect > 0
+                   ? why + "; no reconnects left"
+                   : why);
   else
     self->finish_transcription();
   return FALSE;
