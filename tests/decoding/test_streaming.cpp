@@ -315,6 +315,31 @@ BOOST_AUTO_TEST_CASE(silence_gives_no_text) {
   }
 }
 
+// The repetition-loop guard: with a compression-ratio threshold every decode exceeds
+// (0.1: any text compresses to less than 10 times its size), each decode is redone
+// without the prompt and then gives no text, so nothing is committed; with the default
+// threshold the same utterance is.
+BOOST_AUTO_TEST_CASE(decodes_that_loop_give_no_text) {
+  const peft_test::TinyEn& t = tiny_en();
+  std::vector<float> audio = librivox("0880");
+  append_silence(audio, 2.0);
+  for (const float threshold : {0.1f, 2.4f}) {
+    StreamingOptions o = greedy_options();
+    o.decoding.compression_ratio_threshold = threshold;
+    o.decoding.initial_prompt = "He was not an ill-disposed young man.";
+    o.decoding.temperatures = {0.0f};
+    StreamingTranscriber st(t.model, t.tokenizer, o);
+    std::vector<Segment> committed = st.push(audio).committed;
+    const StreamUpdate last = st.finish();
+    committed.insert(committed.end(), last.committed.begin(), last.committed.end());
+    BOOST_TEST_MESSAGE("threshold " << threshold << ": " << describe(committed));
+    if (threshold < 1)
+      BOOST_CHECK(committed.empty());
+    else
+      BOOST_CHECK(!committed.empty());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_input) {
   const peft_test::TinyEn& t = tiny_en();
   StreamingTranscriber st(t.model, t.tokenizer, greedy_options());

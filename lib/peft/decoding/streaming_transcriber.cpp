@@ -153,6 +153,21 @@ std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer
     return {};
   TranscriptionInfo info;
   std::vector<Segment> segments = transcribe(*model_, *tokenizer_, buffer_, o, &info);
+  // A repetition loop (text that compresses too well: faster-whisper's test) mostly comes
+  // from the prompt, Whisper copying the committed text it is conditioned on, and then
+  // feeds itself through every later prompt. Decode again without the prompt, which is
+  // dropped for good, and keep no text if that loops too: live decoding runs without
+  // temperature fallback by default, so this is its only guard. (Seen on 10 minutes of
+  // the pocketsphinx utterances repeated: after 4 minutes every decode said "10. 10. ...".)
+  if (loops(segments)) {
+    if (!o.initial_prompt_tokens.empty() || !o.initial_prompt.empty()) {
+      prompt_.clear();
+      o.initial_prompt_tokens.clear();
+      o.initial_prompt.clear();
+      segments = transcribe(*model_, *tokenizer_, buffer_, o, &info);
+    }
+    if (loops(segments)) segments.clear();
+  }
   language_ = info.language;
   std::vector<Piece> pieces;
   pieces.reserve(segments.size());
@@ -180,6 +195,12 @@ std::vector<StreamingTranscriber::Piece> StreamingTranscriber::transcribe_buffer
   return pieces;
 }
 
+bool StreamingTranscriber::loops(const std::vector<Segment>& segments) const {
+  const auto& threshold = options_.decoding.compression_ratio_threshold;
+  return threshold && std::any_of(segments.begin(), segments.end(),
+                                  [&](const Segment& s) { return s.compression_ratio > *threshold; });
+}
+
 void StreamingTranscriber::trim_to(int64_t sample) {
   sample = std::clamp(sample, buffer_start_, fed_);
   buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(sample - buffer_start_));
@@ -193,6 +214,8 @@ void StreamingTranscriber::commit(const std::vector<Piece>& pieces, size_t count
   for (size_t i = 0; i < count; ++i) {
     const auto& tokens = pieces[i].segment.tokens;
     prompt_.insert(prompt_.end(), tokens.begin(), tokens.end());
+    // As transcribe() does between windows: text decoded hot conditions nothing after it.
+    if (pieces[i].segment.temperature > options_.decoding.prompt_reset_on_temperature) prompt_.clear();
     update.committed.push_back(pieces[i].segment);
   }
   if (prompt_.size() > keep)

@@ -48,6 +48,13 @@
 // seconds of silence: Whisper's first timestamp is at most max_initial_timestamp (1 s)
 // into the window, so speech starting later would get an early start time.
 //
+// Repetition loops. A decode whose compression ratio exceeds
+// DecodingOptions::compression_ratio_threshold (faster-whisper's test for a loop) is
+// redone without the committed-text prompt, which is dropped (Whisper copying its prompt
+// is how loops start and then feed themselves); if it still loops, it gives no text.
+// Committed text decoded at a temperature above prompt_reset_on_temperature also drops
+// the prompt, as transcribe() does between windows.
+//
 // Times are stream seconds: timeline_offset (see reset()) + samples since the reset /
 // 16000. They are Whisper's segment timestamps, clamped to the audio fed: coarse (see
 // tests/decoding/test_whisper_long_audio.cpp), a segment often ending where the next
@@ -160,6 +167,8 @@ class StreamingTranscriber {
   };
   void decode(StreamUpdate& update);
   std::vector<Piece> transcribe_buffer();
+  // A decode whose compression ratio exceeds the threshold: a repetition loop.
+  bool loops(const std::vector<Segment>& segments) const;
   void commit(const std::vector<Piece>& pieces, size_t count, StreamUpdate& update);
   void trim_to(int64_t sample);
   void set_partial(std::vector<Piece> pieces);
