@@ -383,7 +383,6 @@ bool is_int4_table(const float* lut) {
 }  // namespace
 
 bool int_dot_supported(const PackedWeight& w) {
-  if (getenv("PEFT_XQ_NOLM") && w.format == PackedFormat::kGgufQ8_0) return false;
   if (w.k <= 0 || w.k % kBlock != 0) return false;
   switch (w.format) {
     case PackedFormat::kGgufQ4_0:
