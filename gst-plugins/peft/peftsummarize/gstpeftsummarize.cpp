@@ -13,6 +13,7 @@
 
 #include "common/default_models.h"
 #include "common/element_error.h"
+#include "common/malloc_tuning.h"
 #include "common/quantization_enum.h"
 #include "common/shared_model.h"
 #include "common/work_queue.h"
@@ -455,6 +456,7 @@ static gboolean src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
 // ---- state changes: the model ----------------------------------------------------------
 
 static bool load_model(GstPeftSummarize* self) {
+  gstpeft::tune_malloc_for_inference();
   State& st = *self->state;
   std::string path, adapter;
   int quantization;

@@ -47,6 +47,7 @@
 
 #include "common/default_models.h"
 #include "common/element_error.h"
+#include "common/malloc_tuning.h"
 #include "common/quantization_enum.h"
 #include "common/shared_model.h"
 #include "common/work_queue.h"
@@ -608,6 +609,7 @@ static gboolean src_activate_mode(GstPad* pad, GstObject* parent, GstPadMode mod
 // Loading and state changes
 
 static bool load_models(GstWhisperAsr* self) {
+  gstpeft::tune_malloc_for_inference();
   WhisperAsrState& s = *self->state;
   Settings settings;
   {
