@@ -5,8 +5,8 @@
 // glibc's defaults hand such blocks back to the kernel (munmap, heap trimming) and fault
 // them in again at the next decode. Measured with 4 min of speech through
 // `whisperasr ! tee ! peftsummarize` in gst-launch-1.0: 1.4-2.3 M page faults and 6-9 s of
-// system time; with these settings 0.48 M, as for the same work through peft-transcribe
-// (whose main thread keeps its memory). Large blocks then come from the heap and freed
+// system time; with these settings 0.47 M, about what the same work takes through
+// peft-transcribe (one arena, on the main thread). Large blocks then come from the heap and freed
 // memory stays with the process up to kTrimThreshold above what is in use: peak memory is
 // unchanged, memory is returned to the system later.
 //
@@ -33,9 +33,9 @@ inline void tune_malloc_for_inference() {
     if (std::getenv("PEFT_KEEP_MALLOC_SETTINGS") || std::getenv("MALLOC_MMAP_THRESHOLD_") ||
         std::getenv("MALLOC_TRIM_THRESHOLD_") || (tunables && std::strstr(tunables, "glibc.malloc")))
       return;
-    // Blocks below 32 MB (the largest mmap threshold glibc accepts on 64-bit) from the
-    // heap; up to 512 MB free at the top of the heap kept. Setting only one of the two
-    // makes things worse: either fixes the other at its default (measured: 4.6 M and 18.9 M
+    // Blocks below 32 MB (the ceiling of glibc's own dynamic threshold on 64-bit,
+    // DEFAULT_MMAP_THRESHOLD_MAX) from the heap; up to 512 MB free at the top of a heap kept. Setting only
+    // one of the two makes things worse: either fixes the other at its default (measured: 4.6 M and 18.9 M
     // page faults on the run above).
     constexpr int kMmapThreshold = 32 << 20, kTrimThreshold = 512 << 20;
     mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
