@@ -262,6 +262,36 @@ BOOST_AUTO_TEST_CASE(quantized_loads_stay_close_to_float) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(one_token_steps_give_the_prompt_pass_logits_bit_for_bit) {
+  // decode() of one token per row runs the fused step (models/llama_step.h); a prompt of
+  // up to 16 rows in all runs the per-projection path with the same kernels, norms,
+  // rotary and softmax. Two rows of 8 tokens, each weight format the fused step takes
+  // (int8 and int4 through the integer kernels, f32 through the float one).
+  const auto path = peft_test::require_model_file("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+  const auto prompt = smol().ref["cases"][0]["prompt"].get<std::vector<int64_t>>();
+  BOOST_REQUIRE(prompt.size() >= 16);
+  const at::Tensor tokens = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.begin() + 16), at::kLong)
+                                .view({2, 8});
+  const quant::QuantType types[] = {quant::QuantType::none, quant::QuantType::int8, quant::QuantType::int4,
+                                    quant::QuantType::f32};
+  for (const quant::QuantType type : types) {
+    quant::QuantOptions q;
+    q.type = type;
+    q.group_size = 32;
+    const auto model = type == quant::QuantType::none ? smol().model : models::LlamaModel::load(path, q);
+    models::KVCache all = model->start();
+    const at::Tensor expected = model->decode(tokens, all);  // [2, 8, vocab]
+    models::KVCache steps = model->start();
+    for (int64_t i = 0; i < 8; ++i) {
+      const at::Tensor step = model->decode(tokens.narrow(1, i, 1).contiguous(), steps);  // [2, 1, vocab]
+      BOOST_TEST(at::equal(step.select(1, 0), expected.select(1, i)),
+                 quant::to_string(type) << " position " << i << ": max difference "
+                                        << (step.select(1, 0) - expected.select(1, i)).abs().max().item<float>());
+    }
+    BOOST_TEST(steps.length == 8);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(peft_lora_and_adalora_adapters_give_peft_logits) {
   const auto model = models::LlamaModel::load(fixtures_dir() / "models" / "llama_random");
   const auto& ref = reference()["models"]["llama"];

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "peft/error.h"
+#include "peft/io/dtype.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/ops/few_query_attention.h"
 
@@ -84,27 +85,38 @@ at::Tensor attend_shared(const at::Tensor& q, const at::Tensor& k, const at::Ten
   return attend(qs, k, v, -1, scale, b).view({h, rows, t, dh}).permute({1, 0, 2, 3}).contiguous();
 }
 
-std::pair<at::Tensor, at::Tensor> KVCache::append(size_t layer, const at::Tensor& k, const at::Tensor& v,
-                                                  int64_t max_positions) {
+void KVCache::reserve(size_t layer, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t needed,
+                      int64_t max_positions, const at::TensorOptions& options) {
   if (self_k.size() <= layer) {
     self_k.resize(layer + 1);
     self_v.resize(layer + 1);
   }
-  const int64_t t = k.size(2), needed = length + t;
   if (needed > max_positions)
     throw ValueError("KVCache: " + std::to_string(needed) + " positions exceed the model's " +
                      std::to_string(max_positions));
   at::Tensor& ck = self_k[layer];
   at::Tensor& cv = self_v[layer];
+  if (ck.defined() && (ck.size(0) != batch || ck.size(1) != kv_heads || ck.size(3) != head_dim))
+    throw ShapeError("KVCache: layer " + std::to_string(layer) + " holds " +
+                     io::shape_to_string(ck.sizes().vec()) + ", not " + std::to_string(batch) + " rows of " +
+                     std::to_string(kv_heads) + " heads of " + std::to_string(head_dim));
   if (!ck.defined() || ck.size(2) < needed) {
     const int64_t capacity =
         std::min(max_positions, std::max({needed, int64_t{32}, ck.defined() ? 2 * ck.size(2) : 0}));
-    for (auto [c, src] : {std::pair{&ck, &k}, std::pair{&cv, &v}}) {
-      at::Tensor grown = at::empty({src->size(0), src->size(1), capacity, src->size(3)}, src->options());
+    for (at::Tensor* c : {&ck, &cv}) {
+      at::Tensor grown = at::empty({batch, kv_heads, capacity, head_dim}, options);
       if (length > 0) grown.narrow(2, 0, length).copy_(c->narrow(2, 0, length));
       *c = grown;
     }
   }
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::append(size_t layer, const at::Tensor& k, const at::Tensor& v,
+                                                  int64_t max_positions) {
+  const int64_t t = k.size(2), needed = length + t;
+  reserve(layer, k.size(0), k.size(1), k.size(3), needed, max_positions, k.options());
+  at::Tensor& ck = self_k[layer];
+  at::Tensor& cv = self_v[layer];
   ck.narrow(2, length, t).copy_(k);
   cv.narrow(2, length, t).copy_(v);
   return {ck.narrow(2, 0, needed), cv.narrow(2, 0, needed)};

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
 
 #include <cstdint>
 #include <vector>
@@ -52,6 +53,11 @@ struct KVCache {
   std::pair<at::Tensor, at::Tensor> append(size_t layer, const at::Tensor& k, const at::Tensor& v,
                                            int64_t max_positions);
   void advance(int64_t t) { length += t; }
+  // Makes layer `layer` hold [batch, kv_heads, >= needed, head_dim] (growing as append
+  // does, keeping positions 0 .. length-1), for decoders that write the cache in place.
+  // Throws ValueError when needed > max_positions.
+  void reserve(size_t layer, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t needed,
+               int64_t max_positions, const at::TensorOptions& options);
 
   // Keeps rows `index` (int64 [B']) in that order: beam reordering, one row becoming
   // several. The shared encoder K/V is untouched.

@@ -16,6 +16,7 @@
 #include "peft/io/checkpoint.h"
 #include "peft/io/hf_config.h"
 #include "peft/io/json_file.h"
+#include "peft/models/llama_step.h"
 #include "peft/models/weight_loader.h"
 #include "peft/ops/few_rows_linear.h"
 #include "peft/ops/packed_linear.h"
@@ -45,17 +46,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
     return x * at::rsqrt(x.pow(2).mean(-1, true) + eps) * w;
   const int64_t d = x.size(-1), rows = x.numel() / d;
   at::Tensor y = at::empty_like(x);
-  const float* xp = x.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = xp + r * d;
-    double ss = 0;
-    for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv =
-        1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(d)) + static_cast<float>(eps));
-    for (int64_t i = 0; i < d; ++i) yp[r * d + i] = xr[i] * inv * wp[i];
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    llama::rms_norm_row(x.data_ptr<float>() + r * d, w.data_ptr<float>(), d, eps, y.data_ptr<float>() + r * d);
   return y;
 }
 
@@ -70,20 +62,9 @@ void apply_rotary(at::Tensor& y, int64_t heads, const at::Tensor& cos, const at:
     return;
   }
   float* p = y.data_ptr<float>();
-  const float* cp = cos.data_ptr<float>();
-  const float* sp = sin.data_ptr<float>();
-  for (int64_t r = 0; r < b * t; ++r) {
-    const float* c = cp + (r % t) * d;
-    const float* sn = sp + (r % t) * d;
-    for (int64_t h = 0; h < heads; ++h) {
-      float* x = p + (r * heads + h) * d;
-      for (int64_t i = 0; i < half; ++i) {
-        const float lo = x[i], hi = x[i + half];
-        x[i] = lo * c[i] - hi * sn[i];
-        x[i + half] = hi * c[i + half] + lo * sn[i + half];
-      }
-    }
-  }
+  for (int64_t r = 0; r < b * t; ++r)
+    llama::rotary_row(p + r * heads * d, heads, d, cos.data_ptr<float>() + (r % t) * d,
+                      sin.data_ptr<float>() + (r % t) * d);
 }
 
 // silu(g) * u, in place in g (a fresh projection output).
@@ -93,41 +74,8 @@ at::Tensor swiglu(at::Tensor g, const at::Tensor& u) {
     return at::silu(g) * u;
   float* gp = g.data_ptr<float>();
   const float* up = u.data_ptr<float>();
-  for (int64_t i = 0, n = g.numel(); i < n; ++i) gp[i] = gp[i] / (1.0f + std::exp(-gp[i])) * up[i];
+  for (int64_t i = 0, n = g.numel(); i < n; ++i) gp[i] = llama::silu_times(gp[i], up[i]);
   return g;
-}
-
-// A projection without a bias held as ggml blocks, int8 rows or int4 groups (without
-// double quantization) as an ops::PackedWeight, for computing several in one parallel
-// region (ops::few_rows_linear_packed_many); `keep` holds tensors the view points into.
-std::optional<ops::PackedWeight> packed_view(const layers::Linear& l, std::vector<at::Tensor>& keep) {
-  if (l.bias().defined() || !l.is_quantized()) return std::nullopt;
-  const quant::QuantizedWeight* q = l.quantized_weight().get();
-  ops::PackedWeight p;
-  p.n = q->out_features();
-  p.k = q->in_features();
-  if (const auto* g = dynamic_cast<const quant::GgufBlockWeight*>(q)) {
-    p.format = g->dtype() == io::DType::Q4_0   ? ops::PackedFormat::kGgufQ4_0
-               : g->dtype() == io::DType::Q4_1 ? ops::PackedFormat::kGgufQ4_1
-                                               : ops::PackedFormat::kGgufQ8_0;
-    p.data = g->blocks().data_ptr<uint8_t>();
-    return p;
-  }
-  if (const auto* i8 = dynamic_cast<const quant::Int8Weight*>(q)) {
-    p.format = ops::PackedFormat::kInt8Rows;
-    p.data = i8->codes().data_ptr<int8_t>();
-    p.row_scale = i8->scale().data_ptr<float>();
-    return p;
-  }
-  const auto* g4 = dynamic_cast<const quant::Group4Weight*>(q);
-  if (g4 == nullptr || g4->type() != quant::QuantType::int4 || g4->double_quant()) return std::nullopt;
-  keep.push_back(g4->scales().contiguous());
-  p.format = ops::PackedFormat::kNibbleGroups;
-  p.data = g4->packed_codes().data_ptr<uint8_t>();
-  p.group_scale = keep.back().data_ptr<float>();
-  p.group = g4->group_size();
-  p.lut = g4->table().data();
-  return p;
 }
 
 // The projections `slots` of x in one parallel region when they allow it (packed_view,
@@ -138,7 +86,8 @@ std::vector<at::Tensor> project(const adapters::Projector& proj, bool adapter, c
     std::vector<at::Tensor> keep;
     std::vector<ops::PackedWeight> views;
     for (const auto& s : slots) {
-      std::optional<ops::PackedWeight> v = packed_view(*s.first, keep);
+      std::optional<ops::PackedWeight> v =
+          s.first->bias().defined() ? std::nullopt : llama::packed_view(*s.first, keep);
       if (!v) break;
       views.push_back(*v);
     }
@@ -396,7 +345,51 @@ std::shared_ptr<const LlamaModel> LlamaModel::load(const std::filesystem::path& 
   }
   m->inv_freq_ = inv_freq.to(at::kFloat);
   if (quant.type != quant::QuantType::none) Loader::quantize(*m, quant);
+  m->prepare_fused_step();
   return m;
+}
+
+void LlamaModel::prepare_fused_step() {
+  step_.reset();
+  auto s = std::make_shared<llama::StepModel>();
+  const LlamaConfig& c = config_;
+  s->hidden = c.hidden_size;
+  s->heads = c.num_attention_heads;
+  s->kv_heads = c.num_key_value_heads;
+  s->head_dim = c.head_dim;
+  s->intermediate = c.intermediate_size;
+  s->vocab = c.vocab_size;
+  s->max_positions = c.max_position_embeddings;
+  s->eps = c.rms_norm_eps;
+  auto norm = [&](const at::Tensor& w) -> const float* {
+    if (w.scalar_type() != at::kFloat || !w.is_contiguous()) return nullptr;
+    return w.data_ptr<float>();
+  };
+  auto view = [&](const layers::Linear& l, llama::StepProjection& out) {
+    std::optional<llama::StepProjection> v = llama::StepModel::view(l, s->keep);
+    if (v) out = *v;
+    return v.has_value();
+  };
+  for (const Block& b : layers_) {
+    llama::StepModel::Layer l;
+    l.attn_norm = norm(b.attn_norm);
+    l.mlp_norm = norm(b.mlp_norm);
+    if (!l.attn_norm || !l.mlp_norm || !view(b.q, l.q) || !view(b.k, l.k) || !view(b.v, l.v) ||
+        !view(b.o, l.o) || !view(b.gate, l.gate) || !view(b.up, l.up) || !view(b.down, l.down))
+      return;
+    s->layers.push_back(l);
+  }
+  s->norm = norm(norm_);
+  if (!s->norm || !view(lm_head_, s->lm_head)) return;
+  step_ = std::move(s);
+}
+
+std::pair<at::Tensor, at::Tensor> LlamaModel::rotary_tables(int64_t start, int64_t t) const {
+  // Float32 as Hugging Face computes them.
+  const at::Tensor positions = at::arange(start, start + t, at::kLong).to(at::kFloat);
+  const at::Tensor freqs = at::outer(positions, inv_freq_);
+  const at::Tensor angles = at::cat({freqs, freqs}, -1);
+  return {angles.cos().contiguous(), angles.sin().contiguous()};
 }
 
 // ---------------------------------------------------------------------------
@@ -438,6 +431,7 @@ std::shared_ptr<const LlamaModel> LlamaModel::with_adapter_merged(const adapters
       adapters::merge_slot(*by_slot[s], adapter, i * kSlotsPerLayer + s, sign,
                            source_ + ": model.layers." + std::to_string(i) + "." + kSlotNames[s]);
   }
+  m->prepare_fused_step();
   return m;
 }
 
@@ -498,14 +492,18 @@ at::Tensor LlamaModel::decode(const at::Tensor& tokens, KVCache& cache,
 
   // int8 / int4 projections from integer activations too, as the ggml blocks are.
   const ops::IntegerActivationsScope integer_activations;
-  at::Tensor x = embed_tokens_.weight_rows(tokens);
+  at::Tensor x = embed_tokens_.weight_rows(tokens).contiguous();
   const double eps = config_.rms_norm_eps;
-  // Rotary angles of positions cache.length .. + t - 1, float32 as Hugging Face computes
-  // them; the same for every layer.
-  const at::Tensor positions = at::arange(cache.length, cache.length + t, at::kLong).to(at::kFloat);
-  const at::Tensor freqs = at::outer(positions, inv_freq_);
-  const at::Tensor angles = at::cat({freqs, freqs}, -1);
-  const at::Tensor cos = angles.cos().contiguous(), sin = angles.sin().contiguous();
+  // Rotary angles of positions cache.length .. + t - 1; the same for every layer.
+  const auto [cos, sin] = rotary_tables(cache.length, t);
+  const int64_t rows = tokens.size(0);
+  if (step_ && t == 1 && cache.adapter == nullptr && rows <= ops::kFewRows && x.scalar_type() == at::kFloat) {
+    at::Tensor logits = at::empty({rows, 1, config_.vocab_size}, x.options());
+    llama::fused_step(*step_, x.data_ptr<float>(), rows, cache, cos.data_ptr<float>(), sin.data_ptr<float>(),
+                      logits.data_ptr<float>());
+    cache.advance(1);
+    return logits;
+  }
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Block& b = layers_[i];
     const adapters::Projector proj(cache.adapter, i * kSlotsPerLayer);

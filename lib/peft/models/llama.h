@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "peft/adapters/model_identity.h"
@@ -33,6 +34,10 @@ struct ModuleSlot;
 }  // namespace peft::adapters
 
 namespace peft::models {
+
+namespace llama {
+struct StepModel;
+}
 
 // Hyperparameters, named as in Hugging Face's LlamaConfig.
 struct LlamaConfig {
@@ -108,6 +113,11 @@ class LlamaModel {
                        const adapters::Projector& proj, const at::Tensor& cos, const at::Tensor& sin) const;
   std::shared_ptr<const LlamaModel> with_adapter_merged(const adapters::BoundAdapter& adapter,
                                                         double sign) const;
+  // Views of the weights for llama_step.h's fused one-token step, or null when some
+  // weight has no fused path; rebuilt whenever the weights change.
+  void prepare_fused_step();
+  // Rotary cos / sin [T, head_dim] of positions start .. start + t - 1.
+  std::pair<at::Tensor, at::Tensor> rotary_tables(int64_t start, int64_t t) const;
 
   LlamaConfig config_;
   std::string source_;
@@ -117,6 +127,7 @@ class LlamaModel {
   layers::Linear lm_head_;  // tied: the same weight as embed_tokens_
   at::Tensor inv_freq_;     // [head_dim / 2] rotary frequencies
   adapters::ModelIdentity identity_;
+  std::shared_ptr<const llama::StepModel> step_;
 };
 
 }  // namespace peft::models

@@ -150,6 +150,16 @@ Rows rows_of(const at::Tensor& t, int64_t b, int64_t h) {
 
 }  // namespace
 
+void attend_query_row(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                      int64_t n, int64_t d, float* scores, float* out) {
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const Rows kr{k, k_stride}, vr{v, v_stride};
+#ifdef PEFT_X86
+  if (few_rows_linear_vectorized() && d % 8 == 0) return attend_row_avx2(q, kr, vr, n, d, scale, scores, out);
+#endif
+  attend_row_portable(q, kr, vr, n, d, scale, scores, out);
+}
+
 at::Tensor few_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                int64_t causal_offset) {
   check(q, "q");

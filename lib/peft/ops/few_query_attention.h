@@ -23,4 +23,11 @@ constexpr int64_t kFewQueries = 16;
 at::Tensor few_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                int64_t causal_offset);
 
+// One query row q [d] against n keys and values (rows k_stride / v_stride floats apart):
+// out [d] = softmax(q k^T / sqrt(d)) v, on the calling thread, with the same arithmetic as
+// few_query_attention; `scores` is scratch for n floats. For callers that split the work
+// over their own threads (the Llama decoder's fused step). No checks.
+void attend_query_row(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                      int64_t n, int64_t d, float* scores, float* out);
+
 }  // namespace peft::ops

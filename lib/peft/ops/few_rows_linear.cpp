@@ -44,6 +44,14 @@ bool few_rows_linear_vectorized() {
 #endif
 }
 
+void few_rows_linear_rows(const float* x, int64_t m_rows, const void* w, bool half, int64_t n, int64_t k,
+                          int64_t n0, int64_t n1, const float* bias, float* y) {
+  if (half)
+    row_kernel::rows(x, m_rows, k, DenseRows<c10::Half>{static_cast<const c10::Half*>(w), k}, n0, n1, bias, y, n);
+  else
+    row_kernel::rows(x, m_rows, k, DenseRows<float>{static_cast<const float*>(w), k}, n0, n1, bias, y, n);
+}
+
 at::Tensor few_rows_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
     throw ShapeError("few_rows_linear: x " + std::to_string(x.dim() ? x.size(-1) : 0) +

@@ -24,6 +24,13 @@ constexpr int64_t kFewRows = 16;
 // and peft::ValueError on other dtypes. Any number of rows works; it is fast for few.
 at::Tensor few_rows_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+// Columns [n0, n1) of y float32 [m_rows, n] = x float32 [m_rows, k] W^T (+ bias when not
+// null), W float32 (half false) or float16 (half true) [n, k] contiguous at w, on the
+// calling thread: for callers that split the work over their own threads (the Llama
+// decoder's fused step). No checks.
+void few_rows_linear_rows(const float* x, int64_t m_rows, const void* w, bool half, int64_t n, int64_t k,
+                          int64_t n0, int64_t n1, const float* bias, float* y);
+
 // True when the CPU has AVX2, FMA and F16C, which the fast kernel uses (else a portable
 // loop runs: same results up to summation order).
 bool few_rows_linear_vectorized();

@@ -26,16 +26,7 @@ constexpr float kQMax = 32767.0f;
 // Fewest W rows handed to one thread (as row_kernel.h's kGrain).
 constexpr int64_t kGrain = 128;
 
-// x's rows quantized per 32-value block. `interleaved`: within each block the even
-// columns come first, then the odd ones (the order of nibble groups' low and high
-// nibbles, so their 16 bytes unpack to the same order as the activation block).
-struct Activations {
-  int64_t rows = 0, k = 0, blocks = 0;
-  std::vector<int16_t> q;  // [rows, k]
-  std::vector<float> dds;  // [rows, blocks, 2]: d, then d * sum(q)
-  float d(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b)]; }
-  float ds(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b) + 1]; }
-};
+using Activations = IntActivations;
 
 void quantize_scalar(const float* x, int64_t n, int16_t* q, float& d, float& ds) {
   float amax = 0;
@@ -81,8 +72,11 @@ PEFT_AVX2 void quantize_block_avx2(const float* x, int16_t* q, float& d, float& 
 }
 #endif
 
-void quantize_activations(const float* x, int64_t rows, int64_t k, bool interleaved, Activations& a) {
+}  // namespace
+
+void quantize_for_int_dot(const float* x, int64_t rows, int64_t k, bool interleaved, IntActivations& a) {
   a.rows = rows;
+  a.interleaved = interleaved;
   a.k = k;
   a.blocks = k / kBlock;
   a.q.resize(static_cast<size_t>(rows * k));
@@ -113,6 +107,8 @@ void quantize_activations(const float* x, int64_t rows, int64_t k, bool interlea
       quantize_scalar(src, kBlock, q, d, ds);
     }
 }
+
+namespace {
 
 inline float f16(const uint8_t* p) {
   uint16_t h;
@@ -369,7 +365,7 @@ void with_source(const PackedWeight& w, F&& f) {
 // (Workers reach it through a reference: naming the thread_local there would be theirs.)
 const Activations& quantized(const float* x, int64_t m_rows, int64_t k, bool interleaved) {
   thread_local Activations buffer;
-  quantize_activations(x, m_rows, k, interleaved, buffer);
+  quantize_for_int_dot(x, m_rows, k, interleaved, buffer);
   return buffer;
 }
 
@@ -381,6 +377,11 @@ bool is_int4_table(const float* lut) {
 }
 
 }  // namespace
+
+void int_dot_rows(const PackedWeight& w, const IntActivations& a, int64_t n0, int64_t n1, const float* bias,
+                  float* y) {
+  with_source(w, [&](const auto& src) { rows(a, src, n0, n1, bias, y, w.n); });
+}
 
 bool int_dot_supported(const PackedWeight& w) {
   if (w.k <= 0 || w.k % kBlock != 0) return false;

@@ -19,10 +19,30 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "peft/ops/packed_linear.h"
 
 namespace peft::ops {
+
+// Activation rows quantized per 32-value block, as the integer products take them.
+// `interleaved`: within each block the even columns come first, then the odd ones (the
+// order of nibble groups' low and high nibbles, so their 16 bytes unpack to the same
+// order as the activation block).
+struct IntActivations {
+  int64_t rows = 0, k = 0, blocks = 0;
+  bool interleaved = false;
+  std::vector<int16_t> q;  // [rows, k]
+  std::vector<float> dds;  // [rows, blocks, 2]: d, then d * sum(q)
+  float d(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b)]; }
+  float ds(int64_t row, int64_t b) const { return dds[2 * (row * blocks + b) + 1]; }
+};
+
+// True when w takes its activations interleaved (nibble groups).
+inline bool int_dot_interleaved(const PackedWeight& w) { return w.format == PackedFormat::kNibbleGroups; }
+
+// x float32 [rows, k] (k a multiple of 32) quantized into a (buffers reused).
+void quantize_for_int_dot(const float* x, int64_t rows, int64_t k, bool interleaved, IntActivations& a);
 
 // True when w has an integer path: the ggml block formats, int8 rows and the int4 table
 // (lut[c] = c - 8) of nibble groups, with k a whole number of 32-value blocks.
@@ -37,6 +57,13 @@ void int_dot_linear(const PackedWeight& w, const float* x, int64_t m_rows, const
 // (a decoder step's q / k / v or gate / up projections: fewer waits between regions).
 // False, computing nothing, unless every weight is int_dot_supported with the same k and
 // activation layout.
+// Columns [n0, n1) of y = x W^T (+ bias when not null), y float32 [a.rows, w.n], on the
+// calling thread: for callers that split the work over their own threads (the Llama
+// decoder's fused step). Requires int_dot_supported(w) and a quantized with
+// int_dot_interleaved(w) over w.k columns.
+void int_dot_rows(const PackedWeight& w, const IntActivations& a, int64_t n0, int64_t n1, const float* bias,
+                  float* y);
+
 bool int_dot_linear_many(const PackedWeight* ws, size_t count, const float* x, int64_t m_rows,
                          float* const* ys);
 

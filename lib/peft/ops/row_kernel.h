@@ -107,16 +107,21 @@ PEFT_AVX2 void rows_avx2(const float* x, int64_t m_rows, int64_t k, const W& w, 
 }
 #endif
 
+// Columns [n0, n1) of y [m_rows, n] = x [m_rows, k] W^T through `w`, on the calling thread.
+template <class W>
+void rows(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n0, int64_t n1, const float* bias,
+          float* y, int64_t n) {
+#ifdef PEFT_X86
+  if (few_rows_linear_vectorized()) return rows_avx2(x, m_rows, k, w, n0, n1, bias, y, n);
+#endif
+  rows_portable(x, m_rows, k, w, n0, n1, bias, y, n);
+}
+
 // x [m_rows, k], W [n, k] through `w`, y [m_rows, n]; W's rows split over libtorch's threads.
 template <class W>
 void run(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n, const float* bias, float* y) {
-  const bool fast = few_rows_linear_vectorized();
-  at::parallel_for(0, n, kGrain, [&](int64_t n0, int64_t n1) {
-#ifdef PEFT_X86
-    if (fast) return rows_avx2(x, m_rows, k, w, n0, n1, bias, y, n);
-#endif
-    rows_portable(x, m_rows, k, w, n0, n1, bias, y, n);
-  });
+  at::parallel_for(0, n, kGrain,
+                   [&](int64_t n0, int64_t n1) { rows(x, m_rows, k, w, n0, n1, bias, y, n); });
 }
 
 }  // namespace peft::ops::row_kernel
