@@ -1,6 +1,7 @@
 #include "peft/models/llama_step.h"
 
 #include <ATen/ATen.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -92,21 +93,68 @@ std::optional<StepProjection> StepModel::view(const layers::Linear& l, std::vect
 
 namespace {
 
-// Items [0, n) of one step handed out in chunks to whichever thread asks next, so the
-// threads reach the step's end together even when one runs slower (shared memory
-// bandwidth, another process on its core). With a fixed half each, the float32 model
-// spent 13% of its decode time at barriers (perf, 2 threads).
-struct alignas(64) Chunks {
-  std::atomic<int64_t> next{0};
-  template <class F>
-  void run(int64_t n, int64_t chunk, F&& f) {
-    for (int64_t c; (c = next.fetch_add(chunk, std::memory_order_relaxed)) < n;) f(c, std::min(n, c + chunk));
-  }
+// The work of one step (projection rows, heads) in units, split over the threads: each
+// thread's part is a range of units in one atomic word, which its owner takes from the
+// front a chunk at a time, and which a thread done with its own part takes from the back.
+// The threads then reach the step's end together even when one runs slower (shared
+// memory bandwidth, another process on its core): with fixed halves the float32 model
+// spent 13% of its decode time at barriers (perf, 2 threads). One counter shared by all
+// balanced as well but moved a cache line between the cores for every chunk (perf, int4:
+// about 2% of the decode time on the atomic adds); an owner's claims stay in its cache.
+struct alignas(64) Part {
+  std::atomic<uint64_t> range{0};  // first unit | end unit << 32
 };
 
-// Projection rows per chunk: a multiple of the kernels' four-row groups, and few enough
-// chunk claims (one atomic add each) for the 49152-row output projection.
-constexpr int64_t kRowChunk = 32;
+uint64_t pack(uint64_t begin, uint64_t end) { return begin | end << 32; }
+
+class StepWork {
+ public:
+  // Parts for `threads` threads, of n_units units.
+  StepWork(Part* parts, int threads, int64_t n_units) : parts_(parts), threads_(threads) {
+    for (int t = 0; t < threads; ++t)
+      parts_[t].range.store(pack(static_cast<uint64_t>(n_units * t / threads),
+                                 static_cast<uint64_t>(n_units * (t + 1) / threads)),
+                            std::memory_order_relaxed);
+  }
+  StepWork() = default;
+
+  // Calls f(u0, u1) on chunks of up to `chunk` units until no part has any left: thread
+  // `tid`'s own from the front, then the others' from the back. Threads that are not in
+  // the team (a smaller team than planned) leave their parts to the others.
+  template <class F>
+  void run(int tid, int64_t chunk, F&& f) const {
+    uint64_t u0, u1;
+    if (tid < threads_)
+      while (take(parts_[tid], chunk, true, u0, u1)) f(static_cast<int64_t>(u0), static_cast<int64_t>(u1));
+    for (int o = 1; o <= threads_; ++o) {
+      Part& p = parts_[(tid + o) % threads_];
+      while (take(p, chunk, false, u0, u1)) f(static_cast<int64_t>(u0), static_cast<int64_t>(u1));
+    }
+  }
+
+ private:
+  static bool take(Part& p, int64_t chunk, bool front, uint64_t& u0, uint64_t& u1) {
+    uint64_t r = p.range.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t lo = r & 0xffffffffu, hi = r >> 32;
+      if (lo >= hi) return false;
+      const uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(chunk), hi - lo);
+      const uint64_t next = front ? pack(lo + n, hi) : pack(lo, hi - n);
+      if (p.range.compare_exchange_weak(r, next, std::memory_order_relaxed)) {
+        u0 = front ? lo : hi - n;
+        u1 = front ? lo + n : hi;
+        return true;
+      }
+    }
+  }
+
+  Part* parts_ = nullptr;
+  int threads_ = 0;
+};
+
+// Projection rows per unit of work: whole groups of the kernels' four rows, and few
+// enough claims for the 49152-row output projection.
+constexpr int64_t kRowUnit = 32;
 
 // One activation input (float rows) of a thread, quantized for the integer kernels on
 // first use in each layout: the q / k / v (or gate / up) projections share it.
@@ -162,16 +210,30 @@ void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, cons
   // Shared between the threads: each writes its own part, read after a barrier.
   std::vector<float> q(rows * dq), k(rows * dkv), v(rows * dkv), att(rows * dq), proj(rows * d),
       gated(rows * f), up(rows * f);
-  // One queue per step: six per layer, then the output projection.
-  constexpr size_t kSteps = 6;
-  std::vector<Chunks> queues(n_layers * kSteps + 1);
+  // The steps' work: five per layer (q/k/v by head, attention by row and head, and the
+  // o, gate/up and down projections by kRowUnit rows), then the output projection.
+  constexpr size_t kSteps = 5;
+  const int threads = std::max(1, omp_get_max_threads());
+  auto row_units = [](int64_t n) { return (n + kRowUnit - 1) / kRowUnit; };
+  std::vector<Part> parts((n_layers * kSteps + 1) * static_cast<size_t>(threads));
+  std::vector<StepWork> work;
+  work.reserve(n_layers * kSteps + 1);
+  for (size_t i = 0; i < n_layers; ++i)
+    for (const int64_t units : {hq + 2 * hkv, rows * hq, row_units(d), row_units(f), row_units(d)})
+      work.emplace_back(&parts[work.size() * threads], threads, units);
+  work.emplace_back(&parts[work.size() * threads], threads, row_units(m.vocab));
 
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
   {
+    const int tid = omp_get_thread_num();
     thread_local ThreadScratch s;
     s.h.resize(static_cast<size_t>(rows * std::max(d, f)));
     s.scores.resize(static_cast<size_t>(n_keys));
     float* h = s.h.data();
+    // Rows [u0 * kRowUnit, u1 * kRowUnit) of a projection's n.
+    auto rows_of = [](int64_t u0, int64_t u1, int64_t n) {
+      return std::pair{std::min(n, u0 * kRowUnit), std::min(n, u1 * kRowUnit)};
+    };
     // Columns [n0, n1) of a projection's output added to the residual stream.
     auto add_residual = [&](int64_t n0, int64_t n1) {
       for (int64_t r = 0; r < rows; ++r)
@@ -180,41 +242,43 @@ void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, cons
 
     for (size_t li = 0; li < n_layers; ++li) {
       const StepModel::Layer& L = m.layers[li];
-      Chunks* queue = &queues[li * kSteps];
-      // q / k / v of the normalized rows, their output columns (concatenated) split over
-      // the threads; every thread normalizes, which is cheaper than a barrier.
+      const StepWork* step = &work[li * kSteps];
+      // q / k / v of the normalized rows by head (every thread normalizes: cheaper than a
+      // barrier); queries and keys rotated, keys and values written into the cache at `pos`.
       for (int64_t r = 0; r < rows; ++r) rms_norm_row(x + r * d, L.attn_norm, d, m.eps, h + r * d);
       s.input.set(h, rows, d);
-      queue[0].run(dq + 2 * dkv, kRowChunk, [&](int64_t c0, int64_t c1) {
-        s.input.apply(L.q, std::clamp<int64_t>(c0, 0, dq), std::clamp<int64_t>(c1, 0, dq), q.data());
-        s.input.apply(L.k, std::clamp<int64_t>(c0 - dq, 0, dkv), std::clamp<int64_t>(c1 - dq, 0, dkv), k.data());
-        s.input.apply(L.v, std::clamp<int64_t>(c0 - dq - dkv, 0, dkv), std::clamp<int64_t>(c1 - dq - dkv, 0, dkv),
-                      v.data());
+      step[0].run(tid, 1, [&](int64_t u, int64_t u1) {
+        for (; u < u1; ++u) {
+          if (u < hq) {
+            s.input.apply(L.q, u * dh, (u + 1) * dh, q.data());
+            for (int64_t r = 0; r < rows; ++r) rotary_row(q.data() + r * dq + u * dh, 1, dh, cos, sin);
+            continue;
+          }
+          const bool is_key = u < hq + hkv;
+          const int64_t g = is_key ? u - hq : u - hq - hkv;
+          std::vector<float>& out = is_key ? k : v;
+          s.input.apply(is_key ? L.k : L.v, g * dh, (g + 1) * dh, out.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            float* src = out.data() + r * dkv + g * dh;
+            if (is_key) rotary_row(src, 1, dh, cos, sin);
+            std::copy(src, src + dh, (is_key ? kc : vc)[li] + ((r * hkv + g) * cap[li] + pos) * dh);
+          }
+        }
       });
 #pragma omp barrier
-      // Keys rotated and written with the values into the cache at `pos`, by (row, head).
-      queue[1].run(rows * hkv, 1, [&](int64_t i, int64_t) {
-        const int64_t r = i / hkv, g = i % hkv;
-        float* kr = k.data() + r * dkv + g * dh;
-        rotary_row(kr, 1, dh, cos, sin);
-        const int64_t at = ((r * hkv + g) * cap[li] + pos) * dh;
-        std::copy(kr, kr + dh, kc[li] + at);
-        std::copy(v.data() + r * dkv + g * dh, v.data() + r * dkv + (g + 1) * dh, vc[li] + at);
-      });
-#pragma omp barrier
-      // Attention by (row, query head); the head's query rotated by the thread that uses it.
-      queue[2].run(rows * hq, 1, [&](int64_t i, int64_t) {
-        const int64_t r = i / hq, hh = i % hq, g = hh / group;
-        float* qr = q.data() + r * dq + hh * dh;
-        rotary_row(qr, 1, dh, cos, sin);
-        const int64_t head = (r * hkv + g) * cap[li] * dh;
-        ops::attend_query_row(qr, kc[li] + head, dh, vc[li] + head, dh, n_keys, dh, s.scores.data(),
-                              att.data() + r * dq + hh * dh);
+      // Attention by (row, query head).
+      step[1].run(tid, 1, [&](int64_t i, int64_t i1) {
+        for (; i < i1; ++i) {
+          const int64_t r = i / hq, hh = i % hq, head = (r * hkv + hh / group) * cap[li] * dh;
+          ops::attend_query_row(q.data() + r * dq + hh * dh, kc[li] + head, dh, vc[li] + head, dh, n_keys, dh,
+                                s.scores.data(), att.data() + r * dq + hh * dh);
+        }
       });
 #pragma omp barrier
       // Output projection, each thread adding its columns to the residual stream.
       s.input.set(att.data(), rows, dq);
-      queue[3].run(d, kRowChunk, [&](int64_t c0, int64_t c1) {
+      step[2].run(tid, 1, [&](int64_t u0, int64_t u1) {
+        const auto [c0, c1] = rows_of(u0, u1, d);
         s.input.apply(L.o, c0, c1, proj.data());
         add_residual(c0, c1);
       });
@@ -222,7 +286,8 @@ void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, cons
       // gate and up by the same columns, so each thread gates its own.
       for (int64_t r = 0; r < rows; ++r) rms_norm_row(x + r * d, L.mlp_norm, d, m.eps, h + r * d);
       s.input.set(h, rows, d);
-      queue[4].run(f, kRowChunk, [&](int64_t c0, int64_t c1) {
+      step[3].run(tid, 1, [&](int64_t u0, int64_t u1) {
+        const auto [c0, c1] = rows_of(u0, u1, f);
         s.input.apply(L.gate, c0, c1, gated.data());
         s.input.apply(L.up, c0, c1, up.data());
         for (int64_t r = 0; r < rows; ++r)
@@ -230,7 +295,8 @@ void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, cons
       });
 #pragma omp barrier
       s.input.set(gated.data(), rows, f);
-      queue[5].run(d, kRowChunk, [&](int64_t c0, int64_t c1) {
+      step[4].run(tid, 1, [&](int64_t u0, int64_t u1) {
+        const auto [c0, c1] = rows_of(u0, u1, d);
         s.input.apply(L.down, c0, c1, proj.data());
         add_residual(c0, c1);
       });
@@ -238,7 +304,10 @@ void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, cons
     }
     for (int64_t r = 0; r < rows; ++r) rms_norm_row(x + r * d, m.norm, d, m.eps, h + r * d);
     s.input.set(h, rows, d);
-    queues.back().run(m.vocab, kRowChunk, [&](int64_t c0, int64_t c1) { s.input.apply(m.lm_head, c0, c1, logits); });
+    work.back().run(tid, 1, [&](int64_t u0, int64_t u1) {
+      const auto [c0, c1] = rows_of(u0, u1, m.vocab);
+      s.input.apply(m.lm_head, c0, c1, logits);
+    });
   }
 }
 
