@@ -270,8 +270,8 @@ BOOST_AUTO_TEST_CASE(one_token_steps_give_the_prompt_pass_logits_bit_for_bit) {
   const auto path = peft_test::require_model_file("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
   const auto prompt = smol().ref["cases"][0]["prompt"].get<std::vector<int64_t>>();
   BOOST_REQUIRE(prompt.size() >= 16);
-  const at::Tensor tokens = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.begin() + 16), at::kLong)
-                                .view({2, 8});
+  const at::Tensor tokens =
+      at::tensor(std::vector<int64_t>(prompt.begin(), prompt.begin() + 16), at::kLong).view({2, 8});
   const quant::QuantType types[] = {quant::QuantType::none, quant::QuantType::int8, quant::QuantType::int4,
                                     quant::QuantType::f32};
   for (const quant::QuantType type : types) {
@@ -285,8 +285,9 @@ BOOST_AUTO_TEST_CASE(one_token_steps_give_the_prompt_pass_logits_bit_for_bit) {
     for (int64_t i = 0; i < 8; ++i) {
       const at::Tensor step = model->decode(tokens.narrow(1, i, 1).contiguous(), steps);  // [2, 1, vocab]
       BOOST_TEST(at::equal(step.select(1, 0), expected.select(1, i)),
-                 quant::to_string(type) << " position " << i << ": max difference "
-                                        << (step.select(1, 0) - expected.select(1, i)).abs().max().item<float>());
+                 quant::to_string(type)
+                     << " position " << i << ": max difference "
+                     << (step.select(1, 0) - expected.select(1, i)).abs().max().item<float>());
     }
     BOOST_TEST(steps.length == 8);
   }

@@ -47,7 +47,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   const int64_t d = x.size(-1), rows = x.numel() / d;
   at::Tensor y = at::empty_like(x);
   for (int64_t r = 0; r < rows; ++r)
-    llama::rms_norm_row(x.data_ptr<float>() + r * d, w.data_ptr<float>(), d, eps, y.data_ptr<float>() + r * d);
+    llama::rms_norm_row(x.data_ptr<float>() + r * d, w.data_ptr<float>(), d, eps,
+                        y.data_ptr<float>() + r * d);
   return y;
 }
 

@@ -21,7 +21,8 @@ namespace peft::models::llama {
 void rms_norm_row(const float* x, const float* w, int64_t d, double eps, float* y) {
   double ss = 0;
   for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(d)) + static_cast<float>(eps));
+  const float inv =
+      1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(d)) + static_cast<float>(eps));
   for (int64_t i = 0; i < d; ++i) y[i] = x[i] * inv * w[i];
 }
 
@@ -194,8 +195,8 @@ struct ThreadScratch {
 
 }  // namespace
 
-void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, const float* cos, const float* sin,
-                float* logits) {
+void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, const float* cos,
+                const float* sin, float* logits) {
   const int64_t d = m.hidden, hq = m.heads, hkv = m.kv_heads, dh = m.head_dim, f = m.intermediate,
                 dq = hq * dh, dkv = hkv * dh, group = hq / hkv, pos = cache.length, n_keys = pos + 1;
   const size_t n_layers = m.layers.size();

@@ -6,10 +6,11 @@
 // region per projection group, perf showed the calling thread spending 46% of a token in
 // the projection kernels, 11% waiting at region ends and ~17% in per-op overhead and
 // serial steps while the other threads spun. Here the threads enter one region per
-// token and share every step: each computes its own slice of each projection (the
-// integer or float kernels of ops/ on a column range), the small vector steps are
-// split by head or by column or repeated per thread where that is cheaper than a
-// barrier, and the threads meet at six barriers per layer.
+// token and share every step: projections are split into units of output rows (the
+// integer or float kernels of ops/ on a row range) that each thread takes from its own
+// share and then from the others' (llama_step.cpp's StepWork), q/k/v with rotary and
+// the cache write and attention go by head, norms are repeated per thread where that is
+// cheaper than a barrier, and the threads meet at five barriers per layer.
 //
 // The arithmetic is the unfused path's, operation for operation (the same kernels,
 // norms, rotary and softmax code), so the two give the same logits (tested bit for bit
@@ -67,8 +68,7 @@ struct StepModel {
     const float *attn_norm = nullptr, *mlp_norm = nullptr;
     StepProjection q, k, v, o, gate, up, down;
   };
-  int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0,
-          max_positions = 0;
+  int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0, max_positions = 0;
   double eps = 0;
   std::vector<Layer> layers;
   const float* norm = nullptr;
@@ -86,8 +86,8 @@ struct StepModel {
 // rows' K/V into the cache (reserving room) and logits [rows, vocab]; does not advance
 // the cache. Throws ValueError past max_positions, ShapeError if the cache holds another
 // number of rows.
-void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, const float* cos, const float* sin,
-                float* logits);
+void fused_step(const StepModel& m, float* x, int64_t rows, KVCache& cache, const float* cos,
+                const float* sin, float* logits);
 
 }  // namespace llama
 }  // namespace peft::models

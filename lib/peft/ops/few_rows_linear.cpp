@@ -47,7 +47,8 @@ bool few_rows_linear_vectorized() {
 void few_rows_linear_rows(const float* x, int64_t m_rows, const void* w, bool half, int64_t n, int64_t k,
                           int64_t n0, int64_t n1, const float* bias, float* y) {
   if (half)
-    row_kernel::rows(x, m_rows, k, DenseRows<c10::Half>{static_cast<const c10::Half*>(w), k}, n0, n1, bias, y, n);
+    row_kernel::rows(x, m_rows, k, DenseRows<c10::Half>{static_cast<const c10::Half*>(w), k}, n0, n1, bias, y,
+                     n);
   else
     row_kernel::rows(x, m_rows, k, DenseRows<float>{static_cast<const float*>(w), k}, n0, n1, bias, y, n);
 }

@@ -52,11 +52,6 @@ bool int_dot_supported(const PackedWeight& w);
 // split over libtorch's threads. Requires int_dot_supported(w).
 void int_dot_linear(const PackedWeight& w, const float* x, int64_t m_rows, const float* bias, float* y);
 
-// ys[i] = x ws[i]^T (float32 [m_rows, ws[i].n], no bias) for weights of the same k, x
-// quantized once and all their rows split over libtorch's threads in one parallel region
-// (a decoder step's q / k / v or gate / up projections: fewer waits between regions).
-// False, computing nothing, unless every weight is int_dot_supported with the same k and
-// activation layout.
 // Columns [n0, n1) of y = x W^T (+ bias when not null), y float32 [a.rows, w.n], on the
 // calling thread: for callers that split the work over their own threads (the Llama
 // decoder's fused step). Requires int_dot_supported(w) and a quantized with
@@ -64,6 +59,11 @@ void int_dot_linear(const PackedWeight& w, const float* x, int64_t m_rows, const
 void int_dot_rows(const PackedWeight& w, const IntActivations& a, int64_t n0, int64_t n1, const float* bias,
                   float* y);
 
+// ys[i] = x ws[i]^T (float32 [m_rows, ws[i].n], no bias) for weights of the same k, x
+// quantized once and all their rows split over libtorch's threads in one parallel region
+// (a decoder step's q / k / v or gate / up projections: fewer waits between regions).
+// False, computing nothing, unless every weight is int_dot_supported with the same k and
+// activation layout.
 bool int_dot_linear_many(const PackedWeight* ws, size_t count, const float* x, int64_t m_rows,
                          float* const* ys);
 

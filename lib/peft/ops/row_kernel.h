@@ -120,8 +120,7 @@ void rows(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n0, int
 // x [m_rows, k], W [n, k] through `w`, y [m_rows, n]; W's rows split over libtorch's threads.
 template <class W>
 void run(const float* x, int64_t m_rows, int64_t k, const W& w, int64_t n, const float* bias, float* y) {
-  at::parallel_for(0, n, kGrain,
-                   [&](int64_t n0, int64_t n1) { rows(x, m_rows, k, w, n0, n1, bias, y, n); });
+  at::parallel_for(0, n, kGrain, [&](int64_t n0, int64_t n1) { rows(x, m_rows, k, w, n0, n1, bias, y, n); });
 }
 
 }  // namespace peft::ops::row_kernel
