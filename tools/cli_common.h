@@ -1,7 +1,11 @@
-// What the command-line programs share: where the default models are, and the usage
-// errors (exit status 2, "<program>: <message>" then a pointer to --help) for options
-// and their numeric values.
+// What the command-line programs share: their malloc setting, where the default models
+// are, and the usage errors (exit status 2, "<program>: <message>" then a pointer to
+// --help) for options and their numeric values.
 #pragma once
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +20,17 @@ namespace peft::cli {
 inline std::string& program() {
   static std::string name = "peft";
   return name;
+}
+
+// One malloc arena: libtorch's worker threads otherwise get arenas of their own that
+// keep freed activations. Measured in peft-transcribe (5.4 min of speech, beam 1, 2
+// threads): peak RSS 630 -> 547 MB, time unchanged (18.7 vs 18.3 s). A process-wide
+// choice, so each program makes it first thing, not the library (the GStreamer elements
+// make theirs in gst-plugins/peft/common/malloc_tuning.h).
+inline void use_one_malloc_arena() {
+#ifdef __GLIBC__
+  mallopt(M_ARENA_MAX, 1);
+#endif
 }
 
 // $PEFT_MODELS_DIR, else the source tree's models/default (set at build time).

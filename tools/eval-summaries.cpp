@@ -3,15 +3,12 @@
 // reference summary with rouge-score's ROUGE-1/2/L/Lsum (Porter stemmer), and the mean
 // F-measures are printed. Predictions go line by line to a JSONL file; an interrupted
 // run started again with the same file skips the pairs already there.
-#include <cstdlib>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -83,12 +80,9 @@ metrics::RougeScore from_json(const nlohmann::json& j) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef __GLIBC__
-  mallopt(M_ARENA_MAX, 1);
-#endif
-  const char* env = std::getenv("PEFT_MODELS_DIR");
-  fs::path model_path =
-      (env && *env ? fs::path(env) : fs::path(PEFT_DEFAULT_MODELS_DIR)) / "smollm2-135m-instruct";
+  cli::program() = "eval-summaries";
+  cli::use_one_malloc_arena();
+  fs::path model_path = cli::default_models_dir() / "smollm2-135m-instruct";
   std::optional<fs::path> adapter_dir, predictions_path;
   quant::QuantOptions quant;
   summarization::SummaryOptions options;

@@ -4,7 +4,6 @@
 // overlapping chunks, then the chunk summaries are summarized (map-reduce).
 #include <cstdlib>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <filesystem>
 #include <fstream>
@@ -193,9 +192,7 @@ std::string read_input(const std::string& path) {
 
 int main(int argc, char** argv) {
   cli::program() = "peft-summarize";
-#ifdef __GLIBC__
-  mallopt(M_ARENA_MAX, 1);  // as peft-transcribe: libtorch's worker threads' arenas keep freed activations
-#endif
+  cli::use_one_malloc_arena();
   const Args args = parse_args(argc, argv);
   try {
     configure_runtime(args.threads);
