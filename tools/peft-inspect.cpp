@@ -28,7 +28,7 @@ CHECKPOINT  a .safetensors file, a model.safetensors.index.json, a .gguf file, a
 options:
   --all-tensors   list every tensor (default: the first 20)
   --no-metadata   do not print metadata
-  --runtime       also print the libtorch runtime: threads, BLAS library, version
+  --runtime       also print the libtorch runtime: version, threads, BLAS library, OpenBLAS kernels
   -h, --help      this text
 )";
 
@@ -106,7 +106,13 @@ int main(int argc, char** argv) {
     const auto info = peft::configure_runtime(0);
     std::cout << "runtime: libtorch " << info.torch_version << ", " << info.threads << " threads, BLAS "
               << (info.blas_library.empty() ? "none loaded" : info.blas_library)
-              << (info.blas_is_openblas ? "" : " (not OpenBLAS: slow)") << "\n";
+              << (info.blas_is_openblas ? "" : " (not OpenBLAS: slow)");
+    if (!info.blas_core.empty()) {
+      std::cout << ", kernels " << info.blas_core;
+      if (info.blas_core != info.blas_core_detected)
+        std::cout << " (OpenBLAS chose " << info.blas_core_detected << ": CPU not recognised)";
+    }
+    std::cout << "\n";
 #else
     std::cout << "runtime: built without libtorch\n";
 #endif

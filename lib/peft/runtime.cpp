@@ -1,6 +1,7 @@
 #include "peft/runtime.h"
 
-#include <dlfcn.h>
+#include "peft/openblas_kernels.h"
+
 #include <link.h>
 #include <unistd.h>
 
@@ -49,10 +50,13 @@ RuntimeInfo configure_runtime(int threads) {
   // for the cores. Measured on 2 cores: peft-transcribe --beam 5 on a LibriVox file x3
   // took 13.5 s with both pools, 7.2 s with OpenBLAS on one thread (beam 1: 6.3 vs 6.0 s).
   using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+  if (auto set = reinterpret_cast<SetThreads>(openblas_function("openblas_set_num_threads"))) {
     set(1);
     info.blas_threads = 1;
   }
+  const OpenBlasCore core = check_openblas_core();
+  info.blas_core = core.in_use;
+  info.blas_core_detected = core.detected;
   info.torch_version = TORCH_VERSION;
   if (!info.blas_is_openblas && !warned) {
     warned = true;
