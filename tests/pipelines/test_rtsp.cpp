@@ -212,8 +212,11 @@ BOOST_AUTO_TEST_CASE(reconnect_after_server_restart) {
   const fs::path out = media().dir / "out-reconnect";
   std::optional<RtspServer> server(std::in_place, media().before.wav);
   const std::string url = server->url();
+  // 20 attempts 0.5 s apart: the restarted server needs time to start (gst init, its
+  // registry) while the client decodes on the same two cores; three attempts (1.5 s)
+  // ran out before it listened in one CI run.
   LiveProgram client({program(), "--no-summary", "--live-captions", "--output-dir", out.string(),
-                      "--reconnect", "3", "--reconnect-delay", "0.5", url},
+                      "--reconnect", "20", "--reconnect-delay", "0.5", url},
                      media().dir / "reconnect.err");
   // Stop the server 8 s into its stream: 0870 (7.1 s) was sent, 0880 was being sent.
   BOOST_REQUIRE_MESSAGE(server->line(60.0) == std::optional<std::string>("playing"),
@@ -221,7 +224,11 @@ BOOST_AUTO_TEST_CASE(reconnect_after_server_restart) {
   std::this_thread::sleep_for(std::chrono::seconds(8));
   BOOST_CHECK_EQUAL(server->stop(), 0);
   server.reset();
+  const auto restart = std::chrono::steady_clock::now();
   RtspServer restarted(media().after.wav, std::stoi(url.substr(url.rfind(':') + 1)));
+  BOOST_TEST_MESSAGE("the server listened again after "
+                     << std::chrono::duration<double>(std::chrono::steady_clock::now() - restart).count()
+                     << " s");
   BOOST_CHECK_EQUAL(restarted.url(), url);
   const int status = client.wait();
   const std::string err = client.err();
