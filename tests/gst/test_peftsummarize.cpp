@@ -1,7 +1,7 @@
 // The peftsummarize element through GStreamer (GstHarness), with the real SmolLM2 and
 // short summaries: caps, summaries' timestamps and messages, EOS, flushing, final-only,
 // adapter swaps while PLAYING, model errors, model sharing, and merging when text comes
-// faster than the model summarizes it.
+// faster than the model summarizes it, GAP events that let downstream preroll.
 #define BOOST_TEST_MODULE peftsummarize
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -90,7 +90,7 @@ struct Out {
   bool buffer = false;
   GstEventType event = GST_EVENT_UNKNOWN;
   std::string text;  // buffer text, or the caps of a CAPS event
-  GstClockTime pts = GST_CLOCK_TIME_NONE, duration = GST_CLOCK_TIME_NONE;
+  GstClockTime pts = GST_CLOCK_TIME_NONE, duration = GST_CLOCK_TIME_NONE;  // of a buffer or a GAP
 };
 
 class Recorder {
@@ -149,6 +149,8 @@ class Recorder {
         gchar* s = gst_caps_to_string(caps);
         o.text = s;
         g_free(s);
+      } else if (o.event == GST_EVENT_GAP) {
+        gst_event_parse_gap(ev, &o.pts, &o.duration);
       }
     }
     std::lock_guard<std::mutex> lock(self->mutex_);
@@ -596,15 +598,16 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_text_is_not_a_merge) {
   });
   run.push_seconds(0, 1);
   BOOST_REQUIRE(run.rec->wait_buffers(1));
-  // Silence from 1 to 10 s (windows without text give no summary; the GAP event goes
-  // on in order), then text again.
+  // Silence from 1 to 10 s (windows without text give no summary), then text again.
+  // The input GAP is not forwarded: the next window's summary starts at 1 s, so no GAP
+  // may pass that.
   BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_gap(1 * S, 9 * S)));
   BOOST_REQUIRE(run.push(sentence(10), 10, 1) == GST_FLOW_OK);
   BOOST_REQUIRE(run.rec->wait_buffers(2));
   std::vector<char> order;  // 'b'uffer, 'g'ap
   for (const Out& x : run.rec->outputs())
     if (x.buffer || x.event == GST_EVENT_GAP) order.push_back(x.buffer ? 'b' : 'g');
-  BOOST_TEST((order == std::vector<char>{'b', 'g', 'b'}));
+  BOOST_TEST((order == std::vector<char>{'g', 'b', 'b'}));  // the preroll GAP [0, 0] first
   const std::vector<Out> b = run.rec->buffers();
   BOOST_TEST(b[0].pts == 0u);
   BOOST_TEST(b[0].duration == 1 * S);
@@ -613,4 +616,59 @@ BOOST_AUTO_TEST_CASE(a_gap_in_the_text_is_not_a_merge) {
   std::vector<GstMessage*> msgs = run.messages();
   BOOST_TEST(problems(msgs, GST_MESSAGE_WARNING).empty());
   unref_all(msgs);
+}
+
+// The first thing after the segment is a GAP, long before the first summary is due, so
+// that a sink downstream prerolls (a tee'd peftsummarize ! fakesink otherwise holds the
+// whole pipeline in PAUSED); later GAPs follow the text taken in, up to the start of the
+// next window, and never pass a summary still to come; the final summary (stamped with
+// the whole stream) is the one exception.
+BOOST_AUTO_TEST_CASE(gaps_let_downstream_preroll_and_never_pass_a_summary) {
+  Run run([](GstElement* e) {
+    gst_util_set_object_arg(G_OBJECT(e), "mode", "rolling");
+    g_object_set(e, "window", 4.0, "hop", 2.0, nullptr);
+    set_uint(e, "max-new-tokens", 4);
+  });
+  BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_gap(0, 2 * S)));  // silence first
+  BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_GAP));
+  BOOST_TEST(run.rec->buffers().empty());
+  run.push_seconds(2, 3);  // [2, 5]: the first boundary is at 6 s
+  BOOST_REQUIRE(run.rec->wait([](const std::vector<Out>& o) {
+    for (const Out& x : o)
+      if (x.event == GST_EVENT_GAP && x.pts + x.duration >= 2 * S) return true;
+    return false;
+  }));
+  BOOST_TEST(run.rec->buffers().empty());
+  run.push_seconds(5, 6);  // boundaries at 6, 8, 10 s: windows [2, 6], [4, 8], [6, 10]
+  BOOST_REQUIRE(gst_harness_push_event(run.h, gst_event_new_gap(11 * S, 20 * S)));
+  run.eos();
+  BOOST_REQUIRE(run.rec->wait_event(GST_EVENT_EOS));
+
+  const std::vector<Out> out = run.rec->outputs();
+  size_t first_gap = out.size(), first_buffer = out.size(), segment = out.size();
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].event == GST_EVENT_SEGMENT && segment == out.size()) segment = i;
+    if (out[i].event == GST_EVENT_GAP && first_gap == out.size()) first_gap = i;
+    if (out[i].buffer && first_buffer == out.size()) first_buffer = i;
+  }
+  BOOST_REQUIRE(first_buffer < out.size());
+  BOOST_TEST(segment < first_gap);
+  BOOST_TEST(first_gap < first_buffer);
+  const std::vector<Out> b = Recorder::buffers_in(out);
+  BOOST_REQUIRE(b.size() >= 2u);
+  // Rolling summaries (all but the final one) never start before a GAP already sent ended.
+  GstClockTime gap_end = 0;
+  size_t summaries = 0;
+  for (const Out& x : out) {
+    if (x.event == GST_EVENT_GAP) {
+      BOOST_TEST(x.pts >= gap_end);
+      gap_end = x.pts + x.duration;
+    }
+    if (x.buffer && summaries++ + 1 < b.size()) {
+      BOOST_TEST_MESSAGE("summary at " << x.pts / double(S) << " s after GAPs up to " << gap_end / double(S)
+                                       << " s");
+      BOOST_TEST(x.pts >= gap_end);
+    }
+  }
+  BOOST_TEST(gap_end >= 2 * S);
 }

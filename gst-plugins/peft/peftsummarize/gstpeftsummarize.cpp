@@ -16,6 +16,7 @@
 #include "common/malloc_tuning.h"
 #include "common/quantization_enum.h"
 #include "common/shared_model.h"
+#include "common/sparse_output.h"
 #include "common/work_queue.h"
 #include "peft/adapters/bound_adapter.h"
 #include "peft/adapters/peft_adapter.h"
@@ -88,7 +89,9 @@ struct State {
   // Task thread (or, while it is paused or stopped, the thread that restarts it).
   std::unique_ptr<RollingSummarizer> summarizer;
   bool runtime_configured = false;
-  std::string stream_id;  // of the last STREAM_START forwarded
+  std::string stream_id;         // of the last STREAM_START forwarded
+  double input_end = 0;          // stream seconds of text (and input GAPs) taken in
+  gstpeft::SparseOutput output;  // what went downstream: summaries and GAPs
 };
 
 double to_seconds(GstClockTime t) { return static_cast<double>(t) / GST_SECOND; }
@@ -189,7 +192,18 @@ static GstFlowReturn emit(GstPeftSummarize* self, const SpanSummary& s) {
   GST_BUFFER_DURATION(buf) = end - start;
   GST_DEBUG_OBJECT(self, "summary %" GST_TIME_FORMAT " .. %" GST_TIME_FORMAT "%s: %s", GST_TIME_ARGS(start),
                    GST_TIME_ARGS(end), s.final ? " (final)" : "", s.text.c_str());
+  self->state->output.pushed(s.end);
   return gst_pad_push(self->srcpad, buf);
+}
+
+// A GAP downstream up to where no summary but the final one can still start (the next
+// rolling window's start, or all text taken in): sinks after this element preroll, and
+// tees, queues and overlays never wait on it for time it has consumed. (Summaries are
+// stamped with the span they describe, so a rolling summary starts a window before the
+// text that completed it, and the final one at the start of the stream.)
+static void push_settled_gap(GstPeftSummarize* self) {
+  State& st = *self->state;
+  st.output.gap_until(self->srcpad, st.summarizer->settled_until(st.input_end));
 }
 
 // Summarizes a batch of text in one push: summaries that fell due while the previous
@@ -198,6 +212,9 @@ static GstFlowReturn emit(GstPeftSummarize* self, const SpanSummary& s) {
 static GstFlowReturn summarize_batch(GstPeftSummarize* self, std::vector<TimedText>& batch) {
   State& st = *self->state;
   if (batch.empty()) return GST_FLOW_OK;
+  // Before the model runs (seconds): no summary will start before this text (or the
+  // next window), which lets a sink downstream preroll in the meantime.
+  st.output.gap_until(self->srcpad, st.summarizer->settled_until(batch.front().start));
   apply_adapter_change(self);
   const std::vector<SpanSummary> out = st.summarizer->push(batch);
   batch.clear();
@@ -217,6 +234,7 @@ static GstFlowReturn summarize_batch(GstPeftSummarize* self, std::vector<TimedTe
     GstFlowReturn ret = emit(self, s);
     if (ret != GST_FLOW_OK) return ret;
   }
+  push_settled_gap(self);
   return GST_FLOW_OK;
 }
 
@@ -232,12 +250,29 @@ static std::string stream_id_of(GstEvent* event) {
 static GstFlowReturn handle_event(GstPeftSummarize* self, gstpeft::EventPtr event) {
   State& st = *self->state;
   bool ends_stream = GST_EVENT_TYPE(event.get()) == GST_EVENT_EOS;
+  bool was_running = ends_stream;  // a stream's events went downstream before this one
   if (GST_EVENT_TYPE(event.get()) == GST_EVENT_STREAM_START) {
     std::string id = stream_id_of(event.get());
     ends_stream = id != st.stream_id;
+    was_running = !st.stream_id.empty();
     st.stream_id = std::move(id);
   }
+  if (GST_EVENT_TYPE(event.get()) == GST_EVENT_GAP) {
+    // No text until the GAP's end: our own GAP says what that settles (forwarding this
+    // one could pass a rolling summary still to come).
+    GstClockTime ts, duration;
+    gst_event_parse_gap(event.get(), &ts, &duration);
+    if (GST_CLOCK_TIME_IS_VALID(ts))
+      st.input_end =
+          std::max(st.input_end, to_seconds(ts + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0)));
+    push_settled_gap(self);
+    return GST_FLOW_OK;
+  }
   if (ends_stream) {
+    // No rolling summary can come any more: all the text taken in is settled (the final
+    // summary, stamped from the stream's start, goes back in time; an overlay that is
+    // past its start leaves it undrawn).
+    if (was_running) st.output.gap_until(self->srcpad, st.input_end);
     apply_adapter_change(self);
     const SpanSummary s = st.summarizer->finish();
     if (st.abort) return GST_FLOW_FLUSHING;
@@ -245,6 +280,12 @@ static GstFlowReturn handle_event(GstPeftSummarize* self, gstpeft::EventPtr even
       GstFlowReturn ret = emit(self, s);
       if (ret != GST_FLOW_OK) return ret;
     }
+  }
+  if (GST_EVENT_TYPE(event.get()) == GST_EVENT_SEGMENT) {
+    const GstSegment* segment;
+    gst_event_parse_segment(event.get(), &segment);
+    st.input_end = to_seconds(segment->start);
+    st.output.reset(st.input_end);
   }
   gst_pad_push_event(self->srcpad, event.release());
   return GST_FLOW_OK;
@@ -286,6 +327,7 @@ static void summarize_loop(gpointer user_data) {
     for (auto& item : items) {
       if (!item.event) {
         batch.push_back({std::move(item.data.text), to_seconds(item.data.start), to_seconds(item.data.end)});
+        st.input_end = std::max(st.input_end, batch.back().end);
         continue;
       }
       if ((ret = summarize_batch(self, batch)) != GST_FLOW_OK) break;
@@ -305,6 +347,8 @@ static void reset_stream(GstPeftSummarize* self) {
   State& st = *self->state;
   st.summarizer = std::make_unique<RollingSummarizer>(st.model, st.options, st.adapter.get());
   st.last_start = st.last_end = 0;
+  st.input_end = 0;
+  st.output.reset(0);
 }
 
 // Queues the sticky events the sink pad keeps through a flush (stream-start, caps,

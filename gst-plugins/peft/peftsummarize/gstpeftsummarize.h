@@ -3,7 +3,9 @@
 // adapter. Rolling summaries every `hop` seconds of stream time over the last `window`
 // seconds, disjoint windows, or only a final summary at EOS; each summary is a buffer
 // (PTS = start of the span, duration = the span) and a `peftsummarize` element message.
-// Generation runs on the src pad's task; the sink chain only queues text.
+// Between summaries, GAP events up to the next rolling window's start keep downstream
+// moving (sinks preroll, tees and overlays never wait on it); input GAPs are folded into
+// them. Generation runs on the src pad's task; the sink chain only queues text.
 //
 //   gst-launch-1.0 ... ! text/x-raw,format=utf8 ! peftsummarize mode=window window=60 ! fakesink
 #pragma once

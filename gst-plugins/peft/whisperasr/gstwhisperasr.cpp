@@ -18,11 +18,12 @@
 //
 // Output. Committed segments (or their words, with word-timestamps) become buffers; GAP
 // events cover the stream time decided to hold no text, so muxers and overlays
-// downstream keep moving. Every final segment (and, with partial-results, every partial
-// one) is posted as an element message "whisperasr" {text, start, end (ns), final,
-// language, avg-logprob, no-speech-prob}. EOS, a new SEGMENT, STREAM_START and input
-// GAP events drain: everything heard is committed before the event goes on. FLUSH drops
-// everything.
+// downstream keep moving; the first output of a timeline is a GAP at its first audio,
+// so sinks downstream preroll before any text is decided (common/sparse_output.h).
+// Every final segment (and, with partial-results, every partial one) is posted as an
+// element message "whisperasr" {text, start, end (ns), final, language, avg-logprob,
+// no-speech-prob}. EOS, a new SEGMENT, STREAM_START and input GAP events drain:
+// everything heard is committed before the event goes on. FLUSH drops everything.
 //
 // Latency. Text is decided at most `latency` after its audio arrived (the transcriber's
 // step plus its latency bound; see streaming_transcriber.h), plus inference time, for
@@ -50,6 +51,7 @@
 #include "common/malloc_tuning.h"
 #include "common/quantization_enum.h"
 #include "common/shared_model.h"
+#include "common/sparse_output.h"
 #include "common/work_queue.h"
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/vad.h"
@@ -152,7 +154,7 @@ struct WhisperAsrState {
   gstpeft::WorkQueue<Chunk> queue;
   bool active = false;            // an utterance stream is running (timeline set)
   double input_end = 0;           // stream seconds just after the last sample received
-  double output_end = 0;          // stream seconds up to which buffers or GAPs went downstream
+  gstpeft::SparseOutput output;   // what went downstream: buffers and GAPs
   std::atomic<bool> live{false};  // read by the streaming thread
   bool live_checked = false;
   int n_threads = 0;
@@ -208,13 +210,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 // Output (task thread)
 
 static bool push_gap_until(GstWhisperAsr* self, double until) {
-  WhisperAsrState& s = *self->state;
-  if (until <= s.output_end + 1e-6) return true;
-  const GstClockTime start = to_clock(s.output_end);
-  const GstClockTime end = to_clock(until);
-  s.output_end = until;
-  if (end <= start) return true;
-  return gst_pad_push_event(self->srcpad, gst_event_new_gap(start, end - start));
+  return self->state->output.gap_until(self->srcpad, until);
 }
 
 static void post_segment_message(GstWhisperAsr* self, const Segment& seg, bool final,
@@ -234,7 +230,7 @@ static GstFlowReturn push_text(GstWhisperAsr* self, const std::string& text, dou
   GstBuffer* buf = gst_buffer_new_memdup(text.data(), text.size());
   GST_BUFFER_PTS(buf) = to_clock(start);
   GST_BUFFER_DURATION(buf) = to_clock(end) - to_clock(start);
-  s.output_end = std::max(s.output_end, end);
+  s.output.pushed(end);
   return gst_pad_push(self->srcpad, buf);
 }
 
@@ -302,7 +298,10 @@ static void start_stream(GstWhisperAsr* self, double at) {
   if (s.gate) s.gate->reset();
   s.active = true;
   s.input_end = at;
-  s.output_end = std::max(s.output_end, at);
+  // The first output of a timeline is a GAP here, so that sinks downstream preroll
+  // before the first words are decided (seconds later).
+  s.output.advance_to(at);
+  push_gap_until(self, at);
   if (!s.live_checked) {
     GstQuery* q = gst_query_new_latency();
     gboolean live = FALSE;
@@ -388,7 +387,7 @@ static void process_audio(GstWhisperAsr* self, std::vector<Chunk>& chunks) {
         }
       }
     } else if (!s.active) {
-      start_stream(self, s.output_end);
+      start_stream(self, s.output.position());
     }
     audio.insert(audio.end(), c.samples.begin(), c.samples.end());
     s.input_end += static_cast<double>(c.samples.size()) / kRate;
@@ -418,7 +417,7 @@ static void handle_event(GstWhisperAsr* self, GstEvent* event) {
         return;
       }
       drain(self);
-      s.output_end = to_seconds(seg->start);
+      s.output.reset(to_seconds(seg->start));
       break;
     }
     case GST_EVENT_STREAM_START:
@@ -428,8 +427,8 @@ static void handle_event(GstWhisperAsr* self, GstEvent* event) {
       drain(self);
       GstClockTime ts, duration;
       gst_event_parse_gap(event, &ts, &duration);
-      if (GST_CLOCK_TIME_IS_VALID(ts) && GST_CLOCK_TIME_IS_VALID(duration))
-        s.output_end = std::max(s.output_end, to_seconds(ts + duration));
+      if (GST_CLOCK_TIME_IS_VALID(ts))  // forwarded below
+        s.output.pushed(to_seconds(ts + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0)));
       break;
     }
     case GST_EVENT_EOS:
@@ -539,7 +538,7 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
     case GST_EVENT_FLUSH_STOP: {
       const gboolean ok = gst_pad_push_event(self->srcpad, event);
       s.active = false;
-      s.output_end = 0;
+      s.output.reset(0);
       s.flow = GST_FLOW_OK;
       if (s.gate) s.gate->reset();
       s.queue.set_flushing(false);
@@ -707,7 +706,7 @@ static bool create_stream(GstWhisperAsr* self) {
     return false;
   }
   s.active = false;
-  s.output_end = 0;
+  s.output.reset(0);
   s.live_checked = false;
   s.live = false;
   return true;

@@ -59,6 +59,11 @@ std::vector<SpanSummary> RollingSummarizer::push(const std::vector<TimedText>& s
   return out;
 }
 
+double RollingSummarizer::settled_until(double position) const {
+  if (!options_.rolling || next_due_ < 0) return position;
+  return std::min(position, next_due_ - options_.window_seconds);
+}
+
 SpanSummary RollingSummarizer::finish() {
   SpanSummary s;
   if (!segments_.empty()) s = summarize_span(segments_.front().start, segments_.back().end, true);

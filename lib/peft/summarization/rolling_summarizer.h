@@ -65,6 +65,12 @@ class RollingSummarizer {
   // a new stream.
   SpanSummary finish();
 
+  // Stream seconds before which no summary but the final one will start, once all text
+  // before `position` has been pushed: the next rolling window's start (or `position`
+  // itself before the first text, and in final-only mode). Where a GStreamer element may
+  // tell downstream (with a GAP) that it will output nothing earlier.
+  double settled_until(double position) const;
+
   // The adapter later summaries use (null: none); it must outlive this object.
   void set_adapter(const adapters::BoundAdapter* adapter) { adapter_ = adapter; }
 
