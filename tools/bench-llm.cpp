@@ -1,7 +1,7 @@
 // bench-llm: prefill and decode speed of a Llama-family model as llama.cpp's llama-bench
 // measures them (pp: a prompt of P tokens in one pass; tg: G tokens decoded one at a
 // time from an empty context; random token ids; median of the repetitions), plus the
-// process's peak RSS. Prints one JSON line; tools/bench-summarizer runs it next to
+// process's peak RSS. Prints one JSON line; tools/benchmarks/bench-summarizer runs it next to
 // llama-bench.
 #include <ATen/ATen.h>
 
