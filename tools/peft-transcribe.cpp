@@ -16,12 +16,12 @@
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
-#include "peft/decoding/batched_transcription.h"
-#include "peft/decoding/speech_snapping.h"
-#include "peft/decoding/streaming_transcriber.h"
-#include "peft/decoding/transcript_format.h"
-#include "peft/decoding/vad_transcription.h"
-#include "peft/decoding/whisper_decoding.h"
+#include "peft/transcription/batched_transcription.h"
+#include "peft/transcription/speech_snapping.h"
+#include "peft/transcription/streaming_transcriber.h"
+#include "peft/transcription/transcript_format.h"
+#include "peft/transcription/vad_transcription.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/quant/quant_type.h"
@@ -74,7 +74,7 @@ options:
                     silence end where the speech ends, words placed in a silence move to
                     its edge. Whisper's last words often run 1-4 s into the silence
                     after them; on 10 minutes of utterances and silences
-                    (tests/decoding/test_whisper_long_audio.cpp) every segment is then
+                    (tests/transcription/test_whisper_long_audio.cpp) every segment is then
                     within 0.35 s of its speech. Needs the VAD model; not with --batch.
   --vad             transcribe only the speech Silero VAD finds; times stay on the
                     original timeline
@@ -115,7 +115,7 @@ struct Args {
   fs::path model;
   fs::path tokenizer;  // empty: beside the model
   fs::path adapter;    // empty: none
-  decoding::DecodingOptions decoding;
+  transcription::DecodingOptions decoding;
   bool vad = false;
   bool snap_to_speech = false;
   int batch = 0;              // 0: sequential long-form transcription
@@ -125,7 +125,7 @@ struct Args {
   bool vad_threshold_given = false;
   int threads = 0;
   quant::QuantOptions quant;
-  decoding::TranscriptFormat format = decoding::TranscriptFormat::kText;
+  transcription::TranscriptFormat format = transcription::TranscriptFormat::kText;
   std::optional<int> raw_rate;
   std::vector<std::string> files;
 };
@@ -206,7 +206,7 @@ Args parse_args(int argc, char** argv) {
       a.quant.quantize_embeddings = true;
     } else if (arg == "--format") {
       try {
-        a.format = decoding::parse_transcript_format(value());
+        a.format = transcription::parse_transcript_format(value());
       } catch (const ValueError& e) {
         usage_error(e.what());
       }
@@ -227,7 +227,7 @@ Args parse_args(int argc, char** argv) {
     usage_error("--stream-latency does not work with --vad, --batch or --snap-to-speech");
   try {
     if (a.stream_latency_ms > 0)
-      decoding::StreamingOptions::with_latency(a.stream_latency_ms / 1000.0, a.decoding).validate();
+      transcription::StreamingOptions::with_latency(a.stream_latency_ms / 1000.0, a.decoding).validate();
     a.decoding.validate();
     a.quant.validate();
     if (a.vad || a.snap_to_speech) a.vad_options.validate();
@@ -247,17 +247,17 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
 
 // The whisperasr element's work on a whole file: 100 ms pushes (the result does not depend
 // on the piece size: streaming_transcriber.h), then finish().
-std::vector<decoding::Segment> transcribe_streaming(std::shared_ptr<const models::WhisperModel> model,
+std::vector<transcription::Segment> transcribe_streaming(std::shared_ptr<const models::WhisperModel> model,
                                                     std::shared_ptr<const text::WhisperTokenizer> tokenizer,
                                                     const std::vector<float>& samples, const Args& args) {
-  decoding::StreamingTranscriber stream(
+  transcription::StreamingTranscriber stream(
       std::move(model), std::move(tokenizer),
-      decoding::StreamingOptions::with_latency(args.stream_latency_ms / 1000.0, args.decoding));
-  std::vector<decoding::Segment> segments;
-  auto keep = [&](decoding::StreamUpdate&& u) {
+      transcription::StreamingOptions::with_latency(args.stream_latency_ms / 1000.0, args.decoding));
+  std::vector<transcription::Segment> segments;
+  auto keep = [&](transcription::StreamUpdate&& u) {
     for (auto& segment : u.committed) segments.push_back(std::move(segment));
   };
-  constexpr size_t kPiece = decoding::StreamingTranscriber::kSampleRate / 10;
+  constexpr size_t kPiece = transcription::StreamingTranscriber::kSampleRate / 10;
   for (size_t at = 0; at < samples.size(); at += kPiece)
     keep(stream.push(samples.data() + at, std::min(kPiece, samples.size() - at)));
   keep(stream.finish());
@@ -297,12 +297,12 @@ int main(int argc, char** argv) {
   for (const auto& file : args.files) {
     try {
       const std::vector<float> samples = load_audio(file, args.raw_rate);
-      decoding::TranscriptionInfo info;
-      std::vector<decoding::Segment> segments;
+      transcription::TranscriptionInfo info;
+      std::vector<transcription::Segment> segments;
       if (args.stream_latency_ms > 0) {
         segments = transcribe_streaming(model, tokenizer, samples, args);
       } else if (args.batch > 0) {
-        decoding::BatchedOptions batched;
+        transcription::BatchedOptions batched;
         batched.batch_size = args.batch;
         if (args.vad_threshold_given) {
           audio::VadOptions v;
@@ -313,24 +313,24 @@ int main(int argc, char** argv) {
           batched.vad = v;
         }
         segments =
-            decoding::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched, &info);
+            transcription::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched, &info);
       } else if (args.vad) {
-        segments = decoding::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
+        segments = transcription::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
                                                args.vad_options, &info);
       } else {
-        segments = decoding::transcribe(*model, *tokenizer, samples, args.decoding, &info);
+        segments = transcription::transcribe(*model, *tokenizer, samples, args.decoding, &info);
       }
       if (args.snap_to_speech) {
-        audio::VadOptions v = decoding::snapping_vad_options();
+        audio::VadOptions v = transcription::snapping_vad_options();
         if (args.vad_threshold_given) v.threshold = args.vad_options.threshold;
-        decoding::snap_to_speech(segments, vad->speech_timestamps(samples, v));
+        transcription::snap_to_speech(segments, vad->speech_timestamps(samples, v));
       }
       if (!info.all_language_probs.empty())
         std::cerr << "peft-transcribe: " << file << ": detected language '" << info.language
                   << "' (probability " << info.language_probability << ")\n";
-      if (args.files.size() > 1 && args.format == decoding::TranscriptFormat::kText)
+      if (args.files.size() > 1 && args.format == transcription::TranscriptFormat::kText)
         std::cout << "==> " << file << " <==\n";
-      std::cout << decoding::format_transcript(segments, args.format, file, &info) << std::flush;
+      std::cout << transcription::format_transcript(segments, args.format, file, &info) << std::flush;
     } catch (const Error& e) {
       std::cerr << "peft-transcribe: " << e.what() << "\n";
       status = 1;

@@ -17,8 +17,8 @@
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
-#include "peft/decoding/batched_transcription.h"
-#include "peft/decoding/whisper_decoding.h"
+#include "peft/transcription/batched_transcription.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/io/torch_tensor.h"
@@ -474,15 +474,15 @@ BOOST_AUTO_TEST_CASE(transcription_applies_the_adapter_in_decoding_options) {
                                                      formula(slot.out_features, 2, 1.1) * b_scale, 1.0));
     return PeftAdapter(c, modules);
   };
-  decoding::DecodingOptions options;
+  transcription::DecodingOptions options;
   options.beam_size = 1;
   options.temperatures = {0.0f};
   options.max_new_tokens = 24;
   auto tokens = [&](const std::shared_ptr<const adapters::BoundAdapter>& adapter, bool batched) {
-    decoding::DecodingOptions o = options;
+    transcription::DecodingOptions o = options;
     o.adapter = adapter;
-    const auto segments = batched ? decoding::transcribe_batched(*model, tokenizer, vad, wav.samples, o)
-                                  : decoding::transcribe(*model, tokenizer, wav.samples, o);
+    const auto segments = batched ? transcription::transcribe_batched(*model, tokenizer, vad, wav.samples, o)
+                                  : transcription::transcribe(*model, tokenizer, wav.samples, o);
     std::vector<int64_t> out;
     for (const auto& s : segments) out.insert(out.end(), s.tokens.begin(), s.tokens.end());
     return out;

@@ -21,7 +21,7 @@
 #include "bench_timing.h"
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
-#include "peft/decoding/whisper_decoding.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "peft/metrics/english_normalizer.h"
 #include "peft/metrics/wer.h"
 #include "peft/models/whisper.h"
@@ -50,7 +50,7 @@ double wer(const models::WhisperModel& model, const text::WhisperTokenizer& tok,
   std::vector<std::string> refs, hyps;
   for (const auto& u : set) {
     std::string text;
-    for (const auto& s : decoding::transcribe(model, tok, u.samples)) text += s.text;
+    for (const auto& s : transcription::transcribe(model, tok, u.samples)) text += s.text;
     refs.push_back(metrics::normalize_english(u.reference));
     hyps.push_back(metrics::normalize_english(text));
   }
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     const double full = peft_test::median_ms(
         [&] {
           text.clear();
-          for (const auto& s : decoding::transcribe(*model, tok, window)) text += s.text;
+          for (const auto& s : transcription::transcribe(*model, tok, window)) text += s.text;
         },
         3);
     const double wer_librivox = wer(*model, tok, librivox), wer_cards = wer(*model, tok, cards);

@@ -7,7 +7,7 @@
 
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
-#include "peft/decoding/whisper_decoding.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/metrics/english_normalizer.h"
 #include "peft/metrics/wer.h"
@@ -58,7 +58,7 @@ double librivox_wer(const models::WhisperModel& model, const text::WhisperTokeni
   std::vector<std::string> refs, hyps;
   for (const auto& u : utterances) {
     std::string text;
-    for (const auto& s : decoding::transcribe(model, tokenizer, audio::read_wav(u.wav).samples))
+    for (const auto& s : transcription::transcribe(model, tokenizer, audio::read_wav(u.wav).samples))
       text += s.text;
     refs.push_back(metrics::normalize_english(u.reference));
     hyps.push_back(metrics::normalize_english(text));

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference for tests/decoding/test_whisper_long_audio.cpp: rebuilds the same
+"""Reference for tests/transcription/test_whisper_long_audio.cpp: rebuilds the same
 ~10-minute signal (same LCG, shuffle, silences and energy rule as the C++ test),
 transcribes it with faster-whisper on models/default/whisper-tiny.en, and prints, per
 utterance, the segments matched to it and their timing errors, so a timing miss of

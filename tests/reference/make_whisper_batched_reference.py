@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/whisper/faster_whisper_batched_tiny_en.json, the reference for
-the batched mode (tests/decoding/test_whisper_batched.cpp): faster-whisper 1.2.1's
+the batched mode (tests/transcription/test_whisper_batched.cpp): faster-whisper 1.2.1's
 BatchedInferencePipeline on the synthetic ~64 s "long" file of make_whisper_reference.py
 (the same samples), models/default/whisper-tiny.en, compute_type float32, batch_size 4,
 beam 5 and 1, with and without timestamps, all other options the pipeline's defaults

@@ -12,7 +12,7 @@ vocabulary of >= 51865 tokens, so a small-vocabulary model cannot stand in):
 
 both narrow (d_model 32, 4 heads) with Whisper's real 1500 / 448 positions. Every weight is weight_value(name, i) below: splitmix64 of the tensor's
 FNV-1a name hash plus the element index, mapped to [-1, 1) and scaled by the tensor's
-kind. tests/decoding/test_whisper_multilingual.cpp computes the same float32 values, so
+kind. tests/transcription/test_whisper_multilingual.cpp computes the same float32 values, so
 no weights are committed. The tokenizer is openai-whisper's multilingual.tiktoken
 (models/fetch-default puts it in models/default/whisper-tokenizers/), converted here to
 a tokenizer.json for faster-whisper; the conversion is checked against tiktoken itself.

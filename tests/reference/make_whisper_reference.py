@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/whisper/faster_whisper_tiny_en.json, the reference for
-tests/decoding/test_whisper_transcribe.cpp: what faster-whisper (CTranslate2) makes of
+tests/transcription/test_whisper_transcribe.cpp: what faster-whisper (CTranslate2) makes of
 the Debian pocketsphinx test utterances with models/default/whisper-tiny.en.
 
 Each WAV is read with the wave module and scaled by 1/32768, as libpeft's read_wav does,

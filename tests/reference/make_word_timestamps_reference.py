@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/whisper/faster_whisper_words_tiny_en.json, the reference for
-tests/decoding/test_whisper_words.cpp: faster-whisper's word timestamps
+tests/transcription/test_whisper_words.cpp: faster-whisper's word timestamps
 (word_timestamps=True) on the five LibriVox utterances of Debian's pocketsphinx-testdata
 and on the ~64 s concatenation of make_whisper_reference.py ("long": the ten utterances
 with silences between them, three 30 s windows, so the seek after a window moves to the

@@ -56,7 +56,7 @@
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/vad_gate.h"
-#include "peft/decoding/streaming_transcriber.h"
+#include "peft/transcription/streaming_transcriber.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
@@ -66,11 +66,11 @@ GST_DEBUG_CATEGORY_STATIC(whisper_asr_debug);
 #define GST_CAT_DEFAULT whisper_asr_debug
 
 namespace fs = std::filesystem;
-using peft::decoding::DecodingOptions;
-using peft::decoding::Segment;
-using peft::decoding::StreamingOptions;
-using peft::decoding::StreamingTranscriber;
-using peft::decoding::StreamUpdate;
+using peft::transcription::DecodingOptions;
+using peft::transcription::Segment;
+using peft::transcription::StreamingOptions;
+using peft::transcription::StreamingTranscriber;
+using peft::transcription::StreamUpdate;
 
 namespace {
 

@@ -1,7 +1,7 @@
 // whisperasr: live or recorded speech (audio/x-raw F32LE 16 kHz mono) to timestamped
 // text (text/x-raw utf8), one buffer per final segment or per word, with Whisper models
 // quantized at load and LoRA/AdaLoRA adapters swappable while playing. Inference runs on
-// the element's own thread (the src pad's task) over peft::decoding::StreamingTranscriber;
+// the element's own thread (the src pad's task) over peft::transcription::StreamingTranscriber;
 // see gstwhisperasr.cpp for the behaviour and every property.
 #pragma once
 

@@ -627,7 +627,7 @@ at::Tensor WhisperModel::decode(const at::Tensor& tokens, WhisperKVCache& cache,
 }
 
 // ---------------------------------------------------------------------------
-// The decoder pass of word timestamps (decoding/word_timestamps.h): the decode path
+// The decoder pass of word timestamps (transcription/word_timestamps.h): the decode path
 // never keeps attention weights, this one returns the alignment heads' scores.
 
 WhisperModel::AlignmentPass WhisperModel::alignment_pass(const at::Tensor& audio_features,

@@ -1,7 +1,7 @@
 // Whisper (Radford et al., 2022) encoder-decoder in libtorch, readable top to bottom in
 // whisper.cpp. The model is immutable after loading and holds no decoding state, so
 // one loaded model serves any number of concurrent decoders: each keeps its own
-// WhisperKVCache. Search strategies live in decoding/, not here.
+// WhisperKVCache. Search strategies live in transcription/, not here.
 //
 //   auto model = WhisperModel::load("models/default/whisper-tiny.en");
 //   at::Tensor features = model->encode(mel);            // [B, 1500, d]
@@ -130,7 +130,7 @@ class WhisperModel {
   // base again, up to float32 rounding (and, for a quantized base, re-quantization).
   std::shared_ptr<const WhisperModel> unmerged(const adapters::BoundAdapter& adapter) const;
 
-  // Word timestamps (decoding/word_timestamps.h) ------------------------------------
+  // Word timestamps (transcription/word_timestamps.h) ------------------------------------
   // (decoder layer, head) pairs whose cross-attention follows the speech: the
   // CTranslate2 config.json's "alignment_heads", else a Hugging Face
   // generation_config.json's, else (as CTranslate2's converter and openai-whisper) every
