@@ -16,17 +16,17 @@
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
+#include "peft/error.h"
+#include "peft/models/whisper.h"
+#include "peft/quant/quant_type.h"
+#include "peft/runtime.h"
+#include "peft/text/whisper_tokenizer.h"
 #include "peft/transcription/batched_transcription.h"
 #include "peft/transcription/speech_snapping.h"
 #include "peft/transcription/streaming_transcriber.h"
 #include "peft/transcription/transcript_format.h"
 #include "peft/transcription/vad_transcription.h"
 #include "peft/transcription/whisper_decoding.h"
-#include "peft/error.h"
-#include "peft/models/whisper.h"
-#include "peft/quant/quant_type.h"
-#include "peft/runtime.h"
-#include "peft/text/whisper_tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace peft;
@@ -247,9 +247,10 @@ std::vector<float> load_audio(const std::string& path, std::optional<int> raw_ra
 
 // The whisperasr element's work on a whole file: 100 ms pushes (the result does not depend
 // on the piece size: streaming_transcriber.h), then finish().
-std::vector<transcription::Segment> transcribe_streaming(std::shared_ptr<const models::WhisperModel> model,
-                                                    std::shared_ptr<const text::WhisperTokenizer> tokenizer,
-                                                    const std::vector<float>& samples, const Args& args) {
+std::vector<transcription::Segment> transcribe_streaming(
+    std::shared_ptr<const models::WhisperModel> model,
+    std::shared_ptr<const text::WhisperTokenizer> tokenizer, const std::vector<float>& samples,
+    const Args& args) {
   transcription::StreamingTranscriber stream(
       std::move(model), std::move(tokenizer),
       transcription::StreamingOptions::with_latency(args.stream_latency_ms / 1000.0, args.decoding));
@@ -312,11 +313,11 @@ int main(int argc, char** argv) {
           v.threshold = args.vad_options.threshold;
           batched.vad = v;
         }
-        segments =
-            transcription::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding, batched, &info);
+        segments = transcription::transcribe_batched(*model, *tokenizer, *vad, samples, args.decoding,
+                                                     batched, &info);
       } else if (args.vad) {
         segments = transcription::transcribe_speech(*model, *tokenizer, *vad, samples, args.decoding,
-                                               args.vad_options, &info);
+                                                    args.vad_options, &info);
       } else {
         segments = transcription::transcribe(*model, *tokenizer, samples, args.decoding, &info);
       }

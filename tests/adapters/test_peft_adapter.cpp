@@ -17,14 +17,14 @@
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
-#include "peft/transcription/batched_transcription.h"
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/io/torch_tensor.h"
 #include "peft/models/whisper.h"
 #include "peft/quant/quant_type.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/batched_transcription.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "test_support.h"
 
 using namespace peft;

@@ -21,12 +21,12 @@
 #include "bench_timing.h"
 #include "peft/audio/log_mel.h"
 #include "peft/audio/wav.h"
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/metrics/english_normalizer.h"
 #include "peft/metrics/wer.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "pocketsphinx_testdata.h"
 
 using namespace peft;

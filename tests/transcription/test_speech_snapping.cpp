@@ -4,8 +4,8 @@
 #define BOOST_TEST_MODULE speech_snapping
 #include <boost/test/unit_test.hpp>
 
-#include "peft/transcription/speech_snapping.h"
 #include "peft/error.h"
+#include "peft/transcription/speech_snapping.h"
 
 using namespace peft;
 using transcription::Segment;

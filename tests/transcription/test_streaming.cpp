@@ -10,16 +10,16 @@
 #include <random>
 #include <sstream>
 
-#include "transcription/tiny_en.h"
 #include "peft/audio/wav.h"
-#include "peft/transcription/streaming_transcriber.h"
 #include "peft/error.h"
 #include "peft/metrics/english_normalizer.h"
 #include "peft/metrics/wer.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/streaming_transcriber.h"
 #include "test_support.h"
+#include "transcription/tiny_en.h"
 
 using namespace peft;
 using namespace peft::transcription;

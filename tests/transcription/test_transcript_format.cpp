@@ -2,8 +2,8 @@
 #define BOOST_TEST_MODULE transcript_format
 #include <nlohmann/json.hpp>
 
-#include "peft/transcription/transcript_format.h"
 #include "peft/error.h"
+#include "peft/transcription/transcript_format.h"
 #include "test_support.h"
 
 using namespace peft::transcription;

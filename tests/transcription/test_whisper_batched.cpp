@@ -5,13 +5,13 @@
 #include <cmath>
 #include <limits>
 
-#include "transcription/whisper_reference.h"
 #include "peft/audio/vad.h"
-#include "peft/transcription/batched_transcription.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/batched_transcription.h"
+#include "transcription/whisper_reference.h"
 
 using namespace peft;
 
@@ -50,7 +50,8 @@ BOOST_AUTO_TEST_CASE(segments_match_faster_whisper_batched_pipeline) {
     o.without_timestamps = run.at("without_timestamps").get<bool>();
     transcription::BatchedOptions b;
     b.batch_size = 4;
-    const auto segments = transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, audio, o, b);
+    const auto segments =
+        transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, audio, o, b);
     const auto& expected = run.at("segments");
     BOOST_TEST_CONTEXT("beam " << o.beam_size << " without_timestamps " << o.without_timestamps) {
       BOOST_REQUIRE_EQUAL(segments.size(), expected.size());
@@ -94,10 +95,11 @@ BOOST_AUTO_TEST_CASE(silence_gives_nothing_and_bad_input_is_refused) {
   BOOST_CHECK(transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, {}).empty());
   std::vector<float> bad(16000, 0.1f);
   bad[4321] = std::numeric_limits<float>::infinity();
-  PEFT_CHECK_THROW_MSG(transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, bad), ValueError,
-                       {"sample 4321"});
+  PEFT_CHECK_THROW_MSG(transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, bad),
+                       ValueError, {"sample 4321"});
   transcription::BatchedOptions zero;
   zero.batch_size = 0;
-  PEFT_CHECK_THROW_MSG(transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, silence, {}, zero),
-                       ValueError, {"batch_size"});
+  PEFT_CHECK_THROW_MSG(
+      transcription::transcribe_batched(*fx().model, fx().tokenizer, fx().vad, silence, {}, zero), ValueError,
+      {"batch_size"});
 }

@@ -42,11 +42,11 @@
 #include "peft/audio/resample.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/wav.h"
-#include "peft/transcription/speech_snapping.h"
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/speech_snapping.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -160,7 +160,7 @@ struct Transcript {
   Signal signal;
   std::vector<transcription::Segment> segments;
   std::vector<transcription::Segment> snapped;  // segments moved onto Silero VAD's speech
-  double seconds = 0;                      // audio length
+  double seconds = 0;                           // audio length
 };
 
 const Transcript& transcript() {

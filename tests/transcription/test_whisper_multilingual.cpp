@@ -14,14 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "peft/audio/wav.h"
-#include "peft/transcription/language_detection.h"
-#include "peft/transcription/whisper_decoding.h"
-#include "peft/transcription/windowed_mel.h"
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/language_detection.h"
+#include "peft/transcription/whisper_decoding.h"
+#include "peft/transcription/windowed_mel.h"
 #include "test_support.h"
 
 using namespace peft;
@@ -252,7 +252,8 @@ void run_model(const std::string& key) {
   // tie, which the language seen first wins) and the last window's probabilities.
   const auto& vote = m.at("detect_language");
   const std::vector<float> samples = audio_named(vote.at("audio"));
-  const transcription::WindowedLogMel mel(samples.data(), samples.size(), static_cast<int>(model->dims().n_mels));
+  const transcription::WindowedLogMel mel(samples.data(), samples.size(),
+                                          static_cast<int>(model->dims().n_mels));
   transcription::LanguageDetectionOptions lo;
   lo.segments = vote.at("segments");
   lo.threshold = vote.at("threshold");

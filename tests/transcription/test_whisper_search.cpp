@@ -6,15 +6,15 @@
 #include <cmath>
 #include <limits>
 
-#include "transcription/tiny_en.h"
-#include "transcription/whisper_reference.h"
 #include "peft/audio/log_mel.h"
-#include "peft/transcription/logit_filters.h"
-#include "peft/transcription/search.h"
-#include "peft/transcription/windowed_mel.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
+#include "peft/transcription/logit_filters.h"
+#include "peft/transcription/search.h"
+#include "peft/transcription/windowed_mel.h"
+#include "transcription/tiny_en.h"
+#include "transcription/whisper_reference.h"
 
 using namespace peft;
 using namespace peft::transcription;

@@ -9,13 +9,13 @@
 #include <cmath>
 #include <limits>
 
-#include "transcription/tiny_en.h"
-#include "transcription/whisper_reference.h"
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/whisper_decoding.h"
+#include "transcription/tiny_en.h"
+#include "transcription/whisper_reference.h"
 
 using namespace peft;
 using namespace peft::transcription;

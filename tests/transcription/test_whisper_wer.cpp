@@ -4,12 +4,12 @@
 #define BOOST_TEST_MODULE whisper_wer
 
 #include "peft/audio/wav.h"
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/metrics/english_normalizer.h"
 #include "peft/metrics/wer.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/whisper_decoding.h"
 #include "pocketsphinx_testdata.h"
 #include "test_support.h"
 

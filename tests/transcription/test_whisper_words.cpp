@@ -13,17 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "transcription/tiny_en.h"
-#include "transcription/whisper_reference.h"
-#include "peft/transcription/transcript_format.h"
-#include "peft/transcription/whisper_decoding.h"
-#include "peft/transcription/windowed_mel.h"
-#include "peft/transcription/word_timestamps.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/transcript_format.h"
+#include "peft/transcription/whisper_decoding.h"
+#include "peft/transcription/windowed_mel.h"
+#include "peft/transcription/word_timestamps.h"
 #include "test_support.h"
+#include "transcription/tiny_en.h"
+#include "transcription/whisper_reference.h"
 
 using namespace peft;
 using namespace peft::transcription;

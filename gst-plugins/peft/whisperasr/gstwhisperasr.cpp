@@ -56,11 +56,11 @@
 #include "peft/adapters/peft_adapter.h"
 #include "peft/audio/vad.h"
 #include "peft/audio/vad_gate.h"
-#include "peft/transcription/streaming_transcriber.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/runtime.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/streaming_transcriber.h"
 
 GST_DEBUG_CATEGORY_STATIC(whisper_asr_debug);
 #define GST_CAT_DEFAULT whisper_asr_debug

@@ -5,13 +5,13 @@
 #include <cmath>
 #include <random>
 
+#include "peft/error.h"
+#include "peft/models/whisper.h"
+#include "peft/text/whisper_tokenizer.h"
 #include "peft/transcription/language_detection.h"
 #include "peft/transcription/logit_filters.h"
 #include "peft/transcription/search.h"
 #include "peft/transcription/windowed_mel.h"
-#include "peft/error.h"
-#include "peft/models/whisper.h"
-#include "peft/text/whisper_tokenizer.h"
 
 namespace peft::transcription {
 

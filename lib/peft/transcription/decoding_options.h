@@ -33,13 +33,13 @@ struct DecodingOptions {
   bool suppress_blank = true;                   // no " " or <|endoftext|> as the first token
   std::vector<int64_t> suppress_tokens = {-1};  // -1 expands to the tokenizer's non-speech tokens
   bool without_timestamps = false;
-  float max_initial_timestamp = 1.0f;  // seconds: the first timestamp cannot be later
-  std::string language;                // multilingual models: "" detects it on the first window(s)
-  std::string task = "transcribe";     // or "translate" (into English)
+  float max_initial_timestamp = 1.0f;         // seconds: the first timestamp cannot be later
+  std::string language;                       // multilingual models: "" detects it on the first window(s)
+  std::string task = "transcribe";            // or "translate" (into English)
   float language_detection_threshold = 0.5f;  // a window's top language above this is taken
   int language_detection_segments = 1;        // windows examined at most (language_detection.h)
-  std::optional<int> max_new_tokens;   // per window; default: CTranslate2's max_length / 2
-  uint64_t seed = 0;                   // sampling at temperature > 0
+  std::optional<int> max_new_tokens;          // per window; default: CTranslate2's max_length / 2
+  uint64_t seed = 0;                          // sampling at temperature > 0
   // A LoRA / AdaLoRA adapter bound to the model (WhisperModel::bind), or none: applied to
   // every window's encoding and decoding. Shared, so options can be copied freely.
   std::shared_ptr<const adapters::BoundAdapter> adapter;

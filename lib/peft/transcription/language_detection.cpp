@@ -5,10 +5,10 @@
 #include <algorithm>
 
 #include "peft/audio/log_mel.h"
-#include "peft/transcription/windowed_mel.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/windowed_mel.h"
 
 namespace peft::transcription {
 

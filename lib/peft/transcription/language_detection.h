@@ -44,8 +44,8 @@ struct DetectedLanguage {
 };
 
 struct LanguageDetectionOptions {
-  int segments = 1;        // faster-whisper's language_detection_segments
-  float threshold = 0.5f;  // faster-whisper's language_detection_threshold
+  int segments = 1;                                 // faster-whisper's language_detection_segments
+  float threshold = 0.5f;                           // faster-whisper's language_detection_threshold
   const adapters::BoundAdapter* adapter = nullptr;  // applied to encoding and decoding (or none)
 };
 

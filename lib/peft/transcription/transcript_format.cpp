@@ -29,8 +29,8 @@ TranscriptFormat parse_transcript_format(const std::string& name) {
 std::string format_timestamp(double seconds, char millis_separator) {
   const long long ms = std::llround(std::max(0.0, seconds) * 1000.0);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
-                millis_separator, ms % 1000);
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60,
+                ms / 1000 % 60, millis_separator, ms % 1000);
   return buf;
 }
 
@@ -52,7 +52,8 @@ std::string format_transcript(const std::vector<Segment>& segments, TranscriptFo
     case TranscriptFormat::kVtt:
       out = "WEBVTT\n\n";
       for (const auto& s : segments)
-        out += format_timestamp(s.start, '.') + " --> " + format_timestamp(s.end, '.') + "\n" + trim(s.text) + "\n\n";
+        out += format_timestamp(s.start, '.') + " --> " + format_timestamp(s.end, '.') + "\n" + trim(s.text) +
+               "\n\n";
       return out;
     case TranscriptFormat::kJson: {
       nlohmann::json j;

@@ -9,13 +9,13 @@
 #include <set>
 
 #include "peft/audio/log_mel.h"
+#include "peft/error.h"
+#include "peft/models/whisper.h"
+#include "peft/text/whisper_tokenizer.h"
 #include "peft/transcription/logit_filters.h"
 #include "peft/transcription/search.h"
 #include "peft/transcription/windowed_mel.h"
 #include "peft/transcription/word_timestamps.h"
-#include "peft/error.h"
-#include "peft/models/whisper.h"
-#include "peft/text/whisper_tokenizer.h"
 
 namespace peft::transcription {
 

@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <limits>
 
-#include "peft/transcription/whisper_decoding.h"
 #include "peft/error.h"
 #include "peft/models/whisper.h"
 #include "peft/text/unicode.h"
 #include "peft/text/whisper_tokenizer.h"
+#include "peft/transcription/whisper_decoding.h"
 
 namespace peft::transcription {
 
