@@ -95,9 +95,7 @@ struct State {
 };
 
 double to_seconds(GstClockTime t) { return static_cast<double>(t) / GST_SECOND; }
-GstClockTime to_clock_time(double seconds) {
-  return static_cast<GstClockTime>(std::llround(seconds * static_cast<double>(GST_SECOND)));
-}
+using gstpeft::seconds_to_clock;
 
 }  // namespace
 
@@ -182,7 +180,7 @@ static void apply_adapter_change(GstPeftSummarize* self) {
 
 // Posts the `peftsummarize` message and pushes the summary buffer.
 static GstFlowReturn emit(GstPeftSummarize* self, const SpanSummary& s) {
-  const GstClockTime start = to_clock_time(s.start), end = std::max(start, to_clock_time(s.end));
+  const GstClockTime start = seconds_to_clock(s.start), end = std::max(start, seconds_to_clock(s.end));
   GstStructure* st = gst_structure_new("peftsummarize", "summary", G_TYPE_STRING, s.text.c_str(), "start",
                                        G_TYPE_UINT64, static_cast<guint64>(start), "end", G_TYPE_UINT64,
                                        static_cast<guint64>(end), "final", G_TYPE_BOOLEAN, s.final, nullptr);
@@ -221,7 +219,7 @@ static GstFlowReturn summarize_batch(GstPeftSummarize* self, std::vector<TimedTe
   for (const SpanSummary& s : out) {
     if (st.abort) return GST_FLOW_FLUSHING;  // cut short by a flush: not a summary
     if (s.merged > 1) {
-      const guint64 start = to_clock_time(s.start), end = to_clock_time(s.end);
+      const guint64 start = seconds_to_clock(s.start), end = seconds_to_clock(s.end);
       GST_ELEMENT_WARNING_WITH_DETAILS(
           self, RESOURCE, BUSY,
           ("Summarizing is slower than the stream: %d summaries that fell due were merged into one",

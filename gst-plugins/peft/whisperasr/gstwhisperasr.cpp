@@ -123,9 +123,7 @@ struct Chunk {
   GstClockTime pts = GST_CLOCK_TIME_NONE;
 };
 
-GstClockTime to_clock(double seconds) {
-  return seconds <= 0 ? 0 : static_cast<GstClockTime>(std::llround(seconds * GST_SECOND));
-}
+using gstpeft::seconds_to_clock;
 double to_seconds(GstClockTime t) { return static_cast<double>(t) / GST_SECOND; }
 
 std::string trim(const std::string& s) {
@@ -215,11 +213,11 @@ static bool push_gap_until(GstWhisperAsr* self, double until) {
 
 static void post_segment_message(GstWhisperAsr* self, const Segment& seg, bool final,
                                  const std::string& language) {
-  GstStructure* st =
-      gst_structure_new("whisperasr", "text", G_TYPE_STRING, trim(seg.text).c_str(), "start", G_TYPE_UINT64,
-                        to_clock(seg.start), "end", G_TYPE_UINT64, to_clock(seg.end), "final", G_TYPE_BOOLEAN,
-                        final, "language", G_TYPE_STRING, language.c_str(), "avg-logprob", G_TYPE_DOUBLE,
-                        seg.avg_logprob, "no-speech-prob", G_TYPE_DOUBLE, seg.no_speech_prob, nullptr);
+  GstStructure* st = gst_structure_new(
+      "whisperasr", "text", G_TYPE_STRING, trim(seg.text).c_str(), "start", G_TYPE_UINT64,
+      seconds_to_clock(seg.start), "end", G_TYPE_UINT64, seconds_to_clock(seg.end), "final", G_TYPE_BOOLEAN,
+      final, "language", G_TYPE_STRING, language.c_str(), "avg-logprob", G_TYPE_DOUBLE, seg.avg_logprob,
+      "no-speech-prob", G_TYPE_DOUBLE, seg.no_speech_prob, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
 }
 
@@ -228,8 +226,8 @@ static GstFlowReturn push_text(GstWhisperAsr* self, const std::string& text, dou
   if (text.empty()) return GST_FLOW_OK;
   push_gap_until(self, start);
   GstBuffer* buf = gst_buffer_new_memdup(text.data(), text.size());
-  GST_BUFFER_PTS(buf) = to_clock(start);
-  GST_BUFFER_DURATION(buf) = to_clock(end) - to_clock(start);
+  GST_BUFFER_PTS(buf) = seconds_to_clock(start);
+  GST_BUFFER_DURATION(buf) = seconds_to_clock(end) - seconds_to_clock(start);
   s.output.pushed(end);
   return gst_pad_push(self->srcpad, buf);
 }
